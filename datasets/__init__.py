@@ -1,0 +1,1 @@
+"""The bundled datasets (JSONL), shipped inside the package as ``toolkit._datasets``."""

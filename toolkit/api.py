@@ -1,0 +1,220 @@
+"""The public entry points: ``compare``, ``run`` (and their async twins), ``runs``, ``load``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import validate
+from ._sync import run_sync
+from .errors import ConfigError
+from .models import Model, check_models
+from .record import CallRecord
+from .runner import Cell, Observer, RetryPolicy, Runner, new_run_id, plan
+from .store import DEFAULT_STORE, Store, open_store
+from .tasks import Task, load_tasks
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class Run:
+    """The outcome of ``tk.run``: its id, where it is stored, and one record per call."""
+
+    run_id: str
+    records: list[CallRecord]
+    store_path: str | None
+    models: list[str] = field(default_factory=list)
+    tasks: int = 0
+    repeats: int = 1
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """One row per call (the per-call record's columns)."""
+        from .frame import to_frame
+
+        return to_frame(self.records)
+
+    def summary(self) -> pd.DataFrame:
+        """Shortcut for ``run.df.tk.summary()``."""
+        from .frame import summarize
+
+        return summarize(self.df)
+
+    def __repr__(self) -> str:
+        ok = sum(r.status == "ok" for r in self.records)
+        passed = sum(r.passed for r in self.records)
+        where = f", store={self.store_path!r}" if self.store_path else ""
+        return (f"Run({self.run_id!r}, calls={len(self.records)}, ok={ok}, passed={passed}, "
+                f"models={self.models}{where})")
+
+
+def _check_common(models: Any, concurrency: int, repeats: int, retries: int
+                  ) -> list[Model]:
+    checked = check_models(models)
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ConfigError(f"repeats must be an integer >= 1, got {repeats!r}.")
+    if not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"retries must be an integer >= 0, got {retries!r}.")
+    for model in checked:
+        model.api_key()  # a missing key is the user's to fix before anything starts
+    return checked
+
+
+async def arun(
+    tasks: Any,
+    models: Sequence[Model],
+    *,
+    repeats: int = 1,
+    concurrency: int = 8,
+    schema: Any = None,
+    system: str | None = None,
+    store: str | Path | Store | bool | None = None,
+    retries: int = 2,
+    seed: int | None = None,
+    observers: Sequence[Observer] = (),
+    name: str | None = None,
+) -> Run:
+    """Async form of :func:`run`."""
+    checked = _check_common(models, concurrency, repeats, retries)
+    task_list = load_tasks(tasks)
+    compiled = validate.Schema.of(schema)
+    for task in task_list:
+        if task.schema is not None:
+            validate.Schema.of(task.schema)
+    cells = plan(task_list, checked, repeats)
+    return await _execute(cells, checked, task_list, repeats=repeats, concurrency=concurrency,
+                          schema=compiled, system=system, store=store, retries=retries,
+                          seed=seed, observers=observers, name=name)
+
+
+async def _execute(cells: list[Cell], models: list[Model], tasks: list[Task], *, repeats: int,
+                   concurrency: int, schema: validate.Schema | None, system: str | None,
+                   store: Any, retries: int, seed: int | None, observers: Sequence[Observer],
+                   name: str | None) -> Run:
+    run_id = new_run_id()
+    db = open_store(store)
+    if db is not None:
+        db.begin_run(run_id, models=[m.name for m in models], n_tasks=len(tasks),
+                     repeats=repeats, n_planned=len(cells), name=name)
+    runner = Runner(run_id=run_id, concurrency=concurrency, retry=RetryPolicy(retries=retries),
+                    schema=schema, system=system, store=db, observers=observers, seed=seed)
+    try:
+        records = await runner.run(cells)
+    finally:
+        if db is not None:
+            db.end_run(run_id)
+            if not isinstance(store, Store):
+                db.close()
+    return Run(run_id, records, db.path if db is not None else None,
+               [m.name for m in models], len(tasks), repeats)
+
+
+def run(
+    tasks: Any,
+    models: Sequence[Model],
+    *,
+    repeats: int = 1,
+    concurrency: int = 8,
+    schema: Any = None,
+    system: str | None = None,
+    store: str | Path | Store | bool | None = None,
+    retries: int = 2,
+    seed: int | None = None,
+    observers: Sequence[Observer] = (),
+    name: str | None = None,
+) -> Run:
+    """Run every task on every model ``repeats`` times, concurrently; log every call.
+
+    Args:
+        tasks: a list of prompts, a list of dicts (``id``, ``prompt`` or ``messages``, ``system``,
+            ``expected``, ``schema``, ``metadata``), a DataFrame with those columns, a JSONL or CSV
+            path, or the name of a bundled dataset (``"demo"``).
+        models: the ``tk.Model`` objects to compare (unique aliases).
+        repeats: how many times each task is asked of each model.
+        concurrency: most calls in flight at once (``tk.Model(concurrency=...)`` bounds one model).
+        schema: a pydantic model class or JSON Schema dict each answer must fit.
+        system: a system prompt for every task that has none of its own.
+        store: the SQLite file to log to (default ``./streambench.db``); ``False`` for none.
+        retries: retries of a failed attempt (429, 5xx, overloaded, network, timeout, cut stream).
+        seed: seeds the retry jitter.
+        observers: receive every stream event and every finished record.
+        name: a label for the run in ``tk.runs()``.
+
+    Returns:
+        A :class:`Run`; ``run.df`` is the per-call DataFrame. Failed calls are rows, not errors.
+    """
+    return run_sync(lambda: arun(tasks, models, repeats=repeats, concurrency=concurrency,
+                                 schema=schema, system=system, store=store, retries=retries,
+                                 seed=seed, observers=observers, name=name))
+
+
+async def acompare(prompt: str, models: Sequence[Model], *, schema: Any = None,
+                   system: str | None = None, store: str | Path | Store | bool | None = None,
+                   retries: int = 2, observers: Sequence[Observer] = ()) -> pd.DataFrame:
+    """Async form of :func:`compare`."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ConfigError("prompt must be a non-empty string.")
+    checked = _check_common(models, len(check_models(models)), 1, retries)
+    compiled = validate.Schema.of(schema)
+    task = Task(id="prompt", prompt=prompt)
+    cells = plan([task], checked, 1)
+    result = await _execute(cells, checked, [task], repeats=1, concurrency=len(cells),
+                            schema=compiled, system=system, store=store, retries=retries,
+                            seed=None, observers=observers, name="compare")
+    return result.df
+
+
+def compare(prompt: str, models: Sequence[Model], *, schema: Any = None,
+            system: str | None = None, store: str | Path | Store | bool | None = None,
+            retries: int = 2, observers: Sequence[Observer] = ()) -> pd.DataFrame:
+    """Send one prompt to every model at once; one DataFrame row per model.
+
+    Args:
+        prompt: the user message.
+        models: the ``tk.Model`` objects to compare.
+        schema: a pydantic model class or JSON Schema dict the answer must fit.
+        system: an optional system prompt.
+        store: the SQLite file to log to (default ``./streambench.db``); ``False`` for none.
+        retries: retries of a failed attempt.
+        observers: receive every stream event and every finished record.
+    """
+    return run_sync(lambda: acompare(prompt, models, schema=schema, system=system, store=store,
+                                     retries=retries, observers=observers))
+
+
+def runs(store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
+    """One row per logged run in ``store``: when, models, calls, passed, spend."""
+    _require_store(store)
+    db = Store(store)
+    try:
+        return db.runs()
+    finally:
+        db.close()
+
+
+def load(run_id: str, store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
+    """The per-call DataFrame of a logged run."""
+    from .frame import to_frame
+
+    _require_store(store)
+    db = Store(store)
+    try:
+        if run_id not in db.run_ids():
+            known = db.run_ids()[-5:]
+            raise ConfigError(f"no run {run_id!r} in {str(store)!r}; recent runs: {known}. "
+                              "See tk.runs() for the full list.")
+        return to_frame(db.records(run_id))
+    finally:
+        db.close()
+
+
+def _require_store(store: str | Path) -> None:
+    if str(store) != ":memory:" and not Path(store).exists():
+        raise ConfigError(f"no store at {str(store)!r}; runs are logged to ./{DEFAULT_STORE} by "
+                          "default, or pass store='path/to/file.db'.")

@@ -1,0 +1,140 @@
+"""The ``streambench`` command: ``demo``, ``sim``, ``runs``, ``show``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import ToolkitError
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from . import sim
+    from .api import run
+    from .console import ProgressObserver, failures_table, summary_table
+    from .frame import summarize
+    from .tasks import load_tasks
+
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    tasks = load_tasks(args.dataset)
+    started = time.monotonic()
+    with sim.serve(seed=args.seed, speed=args.speed) as base_url:
+        models = sim.models(base_url)
+        console.print(f"[bold]streambench demo[/]: {len(tasks)} tasks x {len(models)} simulated "
+                      f"models x {args.repeats} repeat(s), simulator at {base_url}")
+        console.print("models: " + ", ".join(m.name for m in models)
+                      + "  (simulated: some 429s, 5xx and cut streams are injected)")
+        total = len(tasks) * len(models) * args.repeats
+        with ProgressObserver(total, console) as progress:
+            result = run(tasks, models, repeats=args.repeats, concurrency=args.concurrency,
+                         store=args.store, observers=[progress], seed=args.seed, name="demo")
+    df = result.df
+    console.print(summary_table(summarize(df), title=f"Run {result.run_id}"))
+    failed = failures_table(df)
+    if failed is not None:
+        console.print(failed)
+    retried = int((df["attempts"] > 1).sum())
+    console.print(f"{len(df)} calls, {retried} needed retries, "
+                  f"{int((df['status'] == 'error').sum())} failed; wall time "
+                  f"{time.monotonic() - started:.1f}s")
+    store = Path(result.store_path).resolve() if result.store_path else None
+    console.print(f"Logged to [bold]{store}[/] (run_id {result.run_id}). In Python: "
+                  f"tk.load({result.run_id!r}, {str(store)!r}).tk.summary()")
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from .sim.server import run_forever
+
+    print(f"streambench simulator on http://127.0.0.1:{args.port}/v1 (Ctrl-C to stop)")
+    run_forever(args.port, seed=args.seed, speed=args.speed)
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .api import runs
+
+    df = runs(args.store)
+    table = Table(title=f"Runs in {args.store}", title_justify="left")
+    for col in ("run_id", "created_at", "name", "models", "calls", "passed", "cost_usd"):
+        table.add_column(col)
+    for _, row in df.iterrows():
+        table.add_row(row["run_id"], str(row["created_at"])[:19], str(row["name"] or ""),
+                      ", ".join(row["models"]), str(row["calls"]), str(row["passed"]),
+                      f"${row['cost_usd']:.6f}" if row["cost_usd"] == row["cost_usd"] else "n/a")
+    Console().print(table)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .api import load
+    from .console import failures_table, summary_table
+    from .frame import summarize
+
+    df = load(args.run_id, args.store)
+    console = Console()
+    console.print(summary_table(summarize(df), title=f"Run {args.run_id}"))
+    failed = failures_table(df)
+    if failed is not None:
+        console.print(failed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streambench",
+        description="Stream prompts to several LLMs, log every call, find the cost per success.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the bundled demo on the local simulator (no keys)")
+    demo.add_argument("--dataset", default="demo", help="bundled dataset name or JSONL path")
+    demo.add_argument("--repeats", type=int, default=1)
+    demo.add_argument("--concurrency", type=int, default=8)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--speed", type=float, default=1.0,
+                      help="simulator speed-up (2 = twice as fast)")
+    demo.add_argument("--store", default="streambench.db", help="SQLite file to log to")
+    demo.set_defaults(func=_demo)
+
+    sim = sub.add_parser("sim", help="serve the OpenAI-compatible simulator on 127.0.0.1")
+    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--speed", type=float, default=1.0)
+    sim.set_defaults(func=_sim)
+
+    runs = sub.add_parser("runs", help="list the runs in a store")
+    runs.add_argument("--store", default="streambench.db")
+    runs.set_defaults(func=_runs)
+
+    show = sub.add_parser("show", help="print a logged run's summary")
+    show.add_argument("run_id")
+    show.add_argument("--store", default="streambench.db")
+    show.set_defaults(func=_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ToolkitError as exc:
+        print(f"streambench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("streambench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

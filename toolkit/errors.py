@@ -1,0 +1,103 @@
+"""Every exception the toolkit raises on purpose.
+
+```
+ToolkitError
+├── UserError            a mistake the user can fix; the message names the fix
+│   ├── ConfigError      a bad model spec, argument or schema
+│   ├── MissingKeyError  the environment variable holding an API key is unset
+│   └── DatasetError     a dataset file or row that cannot be read
+└── ProviderError        a provider fault, mapped once at the HTTP boundary
+```
+
+Provider faults never escape a run: the runner turns them into rows with an ``error_kind``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+ErrorKind = Literal[
+    "rate_limit",
+    "timeout",
+    "server_error",
+    "overloaded",
+    "auth",
+    "bad_request",
+    "truncated",
+    "network",
+    "invalid_response",
+    "cancelled",
+]
+
+RETRYABLE_KINDS: frozenset[str] = frozenset(
+    {"rate_limit", "timeout", "server_error", "overloaded", "truncated", "network"}
+)
+
+
+class ToolkitError(Exception):
+    """Base class of every error the toolkit raises on purpose."""
+
+
+class UserError(ToolkitError, ValueError):
+    """A mistake in how the toolkit was called; the message says how to fix it."""
+
+
+class ConfigError(UserError):
+    """A model spec, argument or schema that cannot be used."""
+
+
+class MissingKeyError(UserError):
+    """The environment variable that should hold an API key is not set."""
+
+
+class DatasetError(UserError):
+    """A dataset that cannot be read; the message names the file and line."""
+
+
+class ProviderError(ToolkitError):
+    """A fault reported by, or on the way to, a provider.
+
+    Attributes:
+        kind: one of the record's ``error_kind`` values.
+        status: the HTTP status, when there was one.
+        request_id: the provider's request id, when it sent one.
+        retry_after: seconds the provider asked us to wait, when it said.
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE_KINDS
+
+
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)((?:api[_-]?key|key|token|x-api-key)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]{6,}"),
+    re.compile(r"\b(sk-[A-Za-z0-9_-]{4})[A-Za-z0-9_-]{8,}"),
+]
+
+
+def redact(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
+    """Remove API keys from ``text``: the given secret values and anything shaped like a key."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[REDACTED]")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + "[REDACTED]", text)
+    return text

@@ -1,0 +1,85 @@
+"""Normalized stream events: what every provider adapter translates its wire format into.
+
+Observers (widgets, the terminal, the record builder) only ever see these; none parses
+provider JSON. Each event carries the call id and a monotonic timestamp (``time.monotonic``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import ErrorKind
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the answer's text."""
+
+    text: str
+    call_id: str = ""
+    t: float = 0.0
+    kind: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of reasoning text (``reasoning_content`` / ``reasoning``), kept apart from the answer."""
+
+    text: str
+    call_id: str = ""
+    t: float = 0.0
+    kind: Literal["reasoning"] = "reasoning"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts as the provider reported them, and its own cost when it reports one."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cost_usd: float | None = None
+    call_id: str = ""
+    t: float = 0.0
+    kind: Literal["usage"] = "usage"
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The provider said why the answer ended (``stop``, ``length``, ``content_filter``...)."""
+
+    reason: str
+    call_id: str = ""
+    t: float = 0.0
+    response_id: str | None = None
+    kind: Literal["finish"] = "finish"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """The stream failed; what was received before it is kept by whoever listens."""
+
+    error_kind: ErrorKind
+    message: str
+    retryable: bool
+    status: int | None = None
+    retry_after: float | None = None
+    call_id: str = ""
+    t: float = 0.0
+    kind: Literal["error"] = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """An attempt got its response headers (carries the request id)."""
+
+    attempt: int
+    request_id: str | None = None
+    call_id: str = ""
+    t: float = 0.0
+    kind: Literal["started"] = "started"
+
+
+Event = TextDelta | ReasoningDelta | Usage | Finish | StreamError | Started

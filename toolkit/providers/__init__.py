@@ -1,0 +1,1 @@
+"""Provider adapters: each translates one wire format into normalized events, and nothing else."""

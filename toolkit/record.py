@@ -1,0 +1,64 @@
+"""The per-call record: one versioned model, one DataFrame row per call.
+
+Columns are only ever added, never renamed or reordered (users' notebooks depend on them).
+Token columns count every billed attempt of the call (retries included), like ``cost_usd``;
+``text`` is the last attempt's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ErrorKind
+
+RECORD_VERSION = 1
+
+Status = Literal["ok", "error", "skipped_budget"]
+
+
+class CallRecord(BaseModel):
+    """Everything logged about one call (one task x model x repeat)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    call_id: str
+    task_id: str
+    model: str = Field(description="the user's alias")
+    provider: str
+    model_id: str = Field(description="the model id as sent")
+    repeat: int = 0
+    attempts: int = 0
+    status: Status = "error"
+    error_kind: ErrorKind | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+    started_at: datetime
+    ttft_s: float | None = None
+    latency_s: float | None = None
+    tokens_per_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    usage_source: Literal["reported", "estimated"] | None = None
+    cost_usd: float | None = None
+    cost_source: Literal["reported", "priced", "estimated", "unpriced", "compute"] | None = None
+    finish_reason: str | None = None
+    text: str = ""
+    valid: bool | None = None
+    validation_errors: list[str] = Field(default_factory=list)
+    score: float | None = None
+    passed: bool = False
+    # Added columns (never rename the ones above).
+    fallback_from: str | None = None
+    cached: bool = False
+    reasoning_text: str = ""
+    expected: Any = None
+    record_version: int = RECORD_VERSION
+
+
+COLUMNS: tuple[str, ...] = tuple(CallRecord.model_fields)

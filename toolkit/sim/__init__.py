@@ -1,0 +1,33 @@
+"""``toolkit.sim``: a real OpenAI-compatible server on loopback, driven by per-model profiles.
+
+Deterministic under a seed; answers the bundled datasets' tasks meaningfully (right with
+probability ``quality``); injects 429s, 5xx, stalls, cut and malformed streams on request.
+"""
+
+from __future__ import annotations
+
+from ..models import Model
+from .app import create_app
+from .profiles import DEFAULT_PROFILE, DEMO_PROFILES, Profile, default_profiles
+from .server import serve
+
+
+def models(base_url: str, names: list[str] | None = None, **options: object) -> list[Model]:
+    """``tk.Model`` objects for simulated models at ``base_url`` (default: the three demo ones).
+
+    Extra keyword arguments (``timeout=``, ``max_tokens=``...) go to every ``tk.Model``.
+    """
+    chosen = names or list(DEMO_PROFILES)
+    profiles = default_profiles()
+    out = []
+    for name in chosen:
+        profile = profiles.get(name, DEFAULT_PROFILE)
+        prices: dict[str, object] = {}
+        if profile.price_in is not None and not profile.report_cost:
+            prices = {"price_in": profile.price_in, "price_out": profile.price_out}
+        out.append(Model(name, base_url=base_url, **{**prices, **options}))  # type: ignore[arg-type]
+    return out
+
+
+__all__ = ["DEFAULT_PROFILE", "DEMO_PROFILES", "Profile", "create_app", "default_profiles",
+           "models", "serve"]

@@ -1,0 +1,152 @@
+"""What a simulated model says: the task's right answer with probability ``quality``, otherwise a
+plausible wrong one; JSON that fits a schema when one is asked for."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from typing import Any
+
+_SCHEMA_MARKER = "conforms to this JSON Schema:"
+_WORDS = re.compile(r"\S+\s*")
+
+_OPENERS = [
+    "Let me work through this step by step.",
+    "Taking the numbers from the question in order.",
+    "Working it out carefully.",
+    "Here is the calculation.",
+]
+_SENTENCES = [
+    "The short version is that it depends on what you need to measure.",
+    "Server-sent events keep one HTTP response open and push small text events down it.",
+    "Each event is a few lines starting with a field name, and a blank line ends it.",
+    "Clients read the stream incrementally, so tokens appear as soon as they are produced.",
+    "A final marker tells the client that the answer is complete.",
+    "Retries belong to the transport; the answer's quality belongs to the model.",
+    "Measure time to first token apart from total latency: users feel both.",
+    "Cost per successful task is the number that decides, not price per token.",
+    "A cheaper model that fails often can cost more per success than a stronger one.",
+    "Keep every call in the log, failures included, so the averages stay honest.",
+]
+
+
+def schema_in(messages: list[dict[str, Any]], response_format: Any) -> dict[str, Any] | None:
+    """The JSON Schema the request asks the answer to fit, if any."""
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if isinstance(schema, dict):
+            return schema
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str) and _SCHEMA_MARKER in content:
+            raw = content.split(_SCHEMA_MARKER, 1)[1].strip()
+            try:
+                value, _ = json.JSONDecoder().raw_decode(raw)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        node: Any = root
+        for part in ref[2:].split("/"):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        return node if isinstance(node, dict) else {}
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return _resolve(schema[key][0], root)
+    return schema
+
+
+def example_for(schema: dict[str, Any], rng: random.Random, root: dict[str, Any] | None = None,
+                ) -> Any:
+    """A value that fits ``schema`` (enough of JSON Schema for answers)."""
+    root = root or schema
+    schema = _resolve(schema, root)
+    if "enum" in schema and schema["enum"]:
+        return rng.choice(schema["enum"])
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {name: example_for(sub, rng, root) for name, sub in props.items()}
+    if kind == "array":
+        items = schema.get("items") or {}
+        return [example_for(items, rng, root) for _ in range(max(1, schema.get("minItems", 1)))]
+    if kind == "integer":
+        return rng.randint(int(schema.get("minimum", 0)), int(schema.get("maximum", 100)))
+    if kind == "number":
+        return round(rng.uniform(float(schema.get("minimum", 0)), float(schema.get("maximum", 100))), 2)
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "null":
+        return None
+    return rng.choice(["alpha", "beta", "gamma", "delta"])
+
+
+def _wrong_number(value: float, rng: random.Random) -> float:
+    options = [value + 1, value - 1, value * 10, value / 2, value + 10, value * 1.1]
+    choice = rng.choice([o for o in options if o != value] or [value + 1])
+    if float(value).is_integer():
+        return float(round(choice))
+    return round(choice, 2)
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _wrong_json(expected: Any, schema: dict[str, Any] | None, rng: random.Random) -> Any:
+    if isinstance(expected, dict) and expected:
+        wrong = dict(expected)
+        key = rng.choice(sorted(wrong))
+        if rng.random() < 0.3:
+            del wrong[key]  # usually breaks a required field: invalid, not just wrong
+        else:
+            old = wrong[key]
+            wrong[key] = (_wrong_number(old, rng) if isinstance(old, int | float)
+                          and not isinstance(old, bool) else f"{old} (unsure)")
+        return wrong
+    if schema is not None:
+        value = example_for(schema, rng)
+        if isinstance(value, dict) and value and rng.random() < 0.5:
+            value.pop(sorted(value)[0])
+        return value
+    return {"answer": "unknown"}
+
+
+def compose(prompt: str, expected: Any, schema: dict[str, Any] | None, correct: bool,
+            rng: random.Random) -> str:
+    """The full text of one simulated answer."""
+    if schema is not None or isinstance(expected, dict | list):
+        if correct:
+            value = expected if expected is not None else example_for(schema or {}, rng)
+        else:
+            value = _wrong_json(expected, schema, rng)
+        return json.dumps(value, indent=1)
+    if isinstance(expected, int | float) and not isinstance(expected, bool):
+        value = float(expected) if correct else _wrong_number(float(expected), rng)
+        return f"{rng.choice(_OPENERS)} The result comes to {_fmt(value)}.\n\nAnswer: {_fmt(value)}"
+    if isinstance(expected, str):
+        if correct:
+            return expected
+        return rng.choice([f"{expected} or possibly something else", "I am not sure.",
+                           expected[::-1] if len(expected) > 1 else "no"])
+    words = [w.strip(".,?!") for w in prompt.split() if len(w) > 3][:6]
+    topic = " ".join(words) or "your question"
+    picked = rng.sample(_SENTENCES, k=rng.randint(3, 5))
+    return f"Here is a short answer about {topic}.\n\n" + "\n".join(f"- {s}" for s in picked)
+
+
+def tokens(text: str) -> list[str]:
+    """The text cut into word-sized tokens (each keeps its trailing space)."""
+    return _WORDS.findall(text) or [text]

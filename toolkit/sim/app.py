@@ -1,0 +1,233 @@
+"""The simulator's ASGI app: OpenAI chat completions (streaming and not) and the model list."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import answers
+from .profiles import DEFAULT_PROFILE, Profile, default_profiles
+
+
+def _prompt_key(messages: list[dict[str, Any]]) -> str:
+    users = [m.get("content") for m in messages if m.get("role") == "user"]
+    last = users[-1] if users else ""
+    return last.strip() if isinstance(last, str) else orjson.dumps(last).decode()
+
+
+def _price(profile: Profile, model_id: str) -> tuple[float, float] | None:
+    if profile.price_in is not None and profile.price_out is not None:
+        return profile.price_in, profile.price_out
+    return None
+
+
+@dataclass
+class _Plan:
+    """Everything decided up front for one request (deterministic under the seed)."""
+
+    fault: str | None
+    text: str
+    reasoning: str
+    cut_at: int
+    rng: random.Random
+
+
+class SimState:
+    """The simulator's configuration and its per-(model, prompt) request counters."""
+
+    def __init__(self, profiles: dict[str, Profile] | None, seed: int, speed: float,
+                 tasks: Iterable[dict[str, Any]]) -> None:
+        self.profiles = default_profiles() if profiles is None else dict(profiles)
+        self.seed = seed
+        self.speed = speed
+        self.tasks: dict[str, dict[str, Any]] = {}
+        for task in tasks:
+            prompt = task.get("prompt")
+            if isinstance(prompt, str):
+                self.tasks[prompt.strip()] = task
+        self._seen: dict[tuple[str, str], int] = defaultdict(int)
+        self.requests = 0
+
+    def profile(self, model_id: str) -> Profile:
+        return self.profiles.get(model_id, DEFAULT_PROFILE)
+
+    def plan(self, model_id: str, messages: list[dict[str, Any]], response_format: Any) -> _Plan:
+        key = _prompt_key(messages)
+        n = self._seen[(model_id, key)]
+        self._seen[(model_id, key)] = n + 1
+        self.requests += 1
+        digest = hashlib.sha256(f"{self.seed}|{model_id}|{key}|{n}".encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        profile = self.profile(model_id)
+        fault = None
+        roll = rng.random()
+        for name, p in (("rate_limit", profile.p_rate_limit),
+                        ("server_error", profile.p_server_error),
+                        ("overloaded", profile.p_overloaded), ("stall", profile.p_stall),
+                        ("cut", profile.p_cut), ("malformed", profile.p_malformed)):
+            if roll < p:
+                fault = name
+                break
+            roll -= p
+        task = self.tasks.get(key, {})
+        fault = profile.faults_by_task.get(str(task.get("id")), fault)
+        schema = answers.schema_in(messages, response_format)
+        if schema is None and isinstance(task.get("schema"), dict):
+            schema = task["schema"]
+        correct = rng.random() < profile.quality
+        text = answers.compose(key, task.get("expected"), schema, correct, rng)
+        reasoning = ("Thinking about what is asked before answering. " * 2) if profile.reasoning else ""
+        n_tokens = len(answers.tokens(text))
+        cut_at = max(1, n_tokens // 2)
+        return _Plan(fault, text, reasoning, cut_at, rng)
+
+
+def _usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int, profile: Profile,
+           model_id: str) -> dict[str, Any]:
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+    }
+    price = _price(profile, model_id)
+    if profile.report_cost and price is not None:
+        usage["cost"] = round((prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6, 10)
+    return usage
+
+
+def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
+    body = {"error": {"message": message, "type": kind, "code": status}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(profiles: dict[str, Profile] | None = None, *, seed: int = 0, speed: float = 1.0,
+               tasks: Iterable[dict[str, Any]] = ()) -> Starlette:
+    """The simulator app. ``speed`` > 1 makes every delay shorter (tests use large values)."""
+    state = SimState(profiles, seed, speed, tasks)
+
+    async def list_models(request: Request) -> Response:
+        data = [{"id": name, "object": "model", "owned_by": "streambench-sim"}
+                for name in state.profiles]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def chat(request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _error(400, "request body is not JSON", "invalid_request_error")
+        if not isinstance(body, dict):
+            return _error(400, "request body must be a JSON object", "invalid_request_error")
+        model_id = body.get("model")
+        messages = body.get("messages")
+        if not isinstance(model_id, str) or not isinstance(messages, list) or not messages:
+            return _error(400, "'model' and a non-empty 'messages' list are required",
+                          "invalid_request_error")
+        profile = state.profile(model_id)
+        plan = state.plan(model_id, messages, body.get("response_format"))
+        request_id = f"req_{plan.rng.getrandbits(64):016x}"
+        headers = {"x-request-id": request_id}
+        if plan.fault == "rate_limit":
+            wait = profile.retry_after_s / state.speed
+            return _error(429, "Rate limit reached for requests", "rate_limit_error",
+                          {**headers, "retry-after": str(max(1, math.ceil(wait))),
+                           "retry-after-ms": str(int(wait * 1000))})
+        if plan.fault == "server_error":
+            return _error(500, "The server had an error while processing your request",
+                          "server_error", headers)
+        if plan.fault == "overloaded":
+            return _error(503, "The model is overloaded, try again later", "overloaded_error",
+                          headers)
+        prompt_tokens = max(1, sum(len(str(m.get("content", ""))) for m in messages) // 4)
+        toks = answers.tokens(plan.text)
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        finish = "stop"
+        if isinstance(max_tokens, int) and 0 < max_tokens < len(toks):
+            toks, finish = toks[:max_tokens], "length"
+        reasoning_toks = answers.tokens(plan.reasoning) if plan.reasoning else []
+        created = int(time.time())
+        chunk_id = f"chatcmpl-{request_id[4:]}"
+
+        if not body.get("stream"):
+            await asyncio.sleep((profile.ttft_s + len(toks) / max(profile.tokens_per_s, 1e-9)
+                                 if profile.tokens_per_s else profile.ttft_s) / state.speed)
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(toks)}
+            if reasoning_toks:
+                message["reasoning_content"] = "".join(reasoning_toks)
+            return JSONResponse({
+                "id": chunk_id, "object": "chat.completion", "created": created,
+                "model": model_id,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": _usage(prompt_tokens, len(toks) + len(reasoning_toks),
+                                len(reasoning_toks), profile, model_id),
+            }, headers=headers)
+
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            return b"data: " + orjson.dumps({
+                "id": chunk_id, "object": "chat.completion.chunk", "created": created,
+                "model": model_id,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }) + b"\n\n"
+
+        async def events() -> AsyncIterator[bytes]:
+            rng = plan.rng
+            gap = 1.0 / profile.tokens_per_s if profile.tokens_per_s else 0.0
+
+            async def pause(seconds: float) -> None:
+                if seconds > 0:
+                    jittered = seconds * (1 + profile.jitter * (2 * rng.random() - 1))
+                    await asyncio.sleep(max(0.0, jittered) / state.speed)
+                else:
+                    await asyncio.sleep(0)
+
+            await pause(profile.ttft_s)
+            yield chunk({"role": "assistant", "content": ""})
+            for tok in reasoning_toks:
+                yield chunk({"reasoning_content": tok})
+                await pause(gap)
+            for i, tok in enumerate(toks):
+                if plan.fault == "cut" and i == plan.cut_at:
+                    return  # the connection ends cleanly: no finish reason, no [DONE]
+                if plan.fault == "stall" and i == plan.cut_at:
+                    await asyncio.sleep(profile.stall_s / state.speed)
+                    return
+                if plan.fault == "malformed" and i == plan.cut_at:
+                    yield b'data: {"choices": [{"delta": {"content": "\n\n'
+                    return
+                yield chunk({"content": tok})
+                await pause(gap)
+            yield chunk({}, finish)
+            if include_usage:
+                usage = _usage(prompt_tokens, len(toks) + len(reasoning_toks),
+                               len(reasoning_toks), profile, model_id)
+                yield b"data: " + orjson.dumps({
+                    "id": chunk_id, "object": "chat.completion.chunk", "created": created,
+                    "model": model_id, "choices": [], "usage": usage,
+                }) + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={**headers, "cache-control": "no-cache"})
+
+    app = Starlette(routes=[
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+    ])
+    app.state.sim = state
+    return app

@@ -1,0 +1,93 @@
+"""Serve the simulator on loopback: in-process (a thread) or from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import uvicorn
+
+from .app import create_app
+from .profiles import Profile
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that says when it is listening, and on which port."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+        self.port: int | None = None
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        for server in self.servers:
+            for sock in server.sockets:
+                self.port = sock.getsockname()[1]
+                break
+        self.ready.set()
+
+    def install_signal_handlers(self) -> None:  # a thread must not take the process's signals
+        pass
+
+
+def bundled_tasks() -> list[dict[str, Any]]:
+    """The tasks of every bundled dataset, so the simulator knows their right answers."""
+    from importlib import resources
+
+    out: list[dict[str, Any]] = []
+    folder = resources.files("toolkit._datasets")
+    for entry in folder.iterdir():
+        if entry.name.endswith(".jsonl"):
+            for line in entry.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    out.append(json.loads(line))
+    return out
+
+
+def _app(profiles: dict[str, Profile] | None, seed: int, speed: float,
+         tasks: Iterable[dict[str, Any]] | None) -> Any:
+    known = bundled_tasks() + list(tasks or [])
+    return create_app(profiles, seed=seed, speed=speed, tasks=known)
+
+
+@contextlib.contextmanager
+def serve(profiles: dict[str, Profile] | None = None, *, seed: int = 0, speed: float = 1.0,
+          tasks: Iterable[dict[str, Any]] | None = None, port: int = 0) -> Iterator[str]:
+    """Run the simulator on 127.0.0.1 in a background thread; yields its base URL.
+
+    Args:
+        profiles: model id -> Profile (default: the demo models and a few extras).
+        seed: makes answers and faults reproducible.
+        speed: divides every delay (10 = ten times faster than the profiles say).
+        tasks: extra tasks (dicts with ``prompt`` and ``expected``) the simulator should know.
+        port: 0 picks a free port.
+
+    Example:
+        >>> with tk.sim.serve() as base_url:
+        ...     df = tk.compare("Hi", tk.sim.models(base_url))
+    """
+    config = uvicorn.Config(_app(profiles, seed, speed, tasks), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="off", access_log=False)
+    server = _Server(config)
+    thread = threading.Thread(target=server.run, name="streambench-sim", daemon=True)
+    thread.start()
+    while not server.ready.wait(0.05):
+        if not thread.is_alive():
+            raise RuntimeError(f"the simulator could not start on 127.0.0.1:{port}")
+    try:
+        yield f"http://127.0.0.1:{server.port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def run_forever(port: int, *, seed: int = 0, speed: float = 1.0) -> None:
+    """Serve the simulator in the foreground until interrupted (``streambench sim``)."""
+    config = uvicorn.Config(_app(None, seed, speed, None), host="127.0.0.1", port=port,
+                            log_level="info", lifespan="off")
+    asyncio.run(uvicorn.Server(config).serve())

@@ -1,0 +1,143 @@
+"""Tasks: what a run asks. Loaded from strings, dicts, a DataFrame, or a JSONL/CSV file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import DatasetError
+
+_KNOWN_FIELDS = {"id", "prompt", "messages", "system", "expected", "schema", "metadata"}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One thing to ask every model: a prompt (or messages) and, optionally, the right answer."""
+
+    id: str
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    system: str | None = None
+    expected: Any = None
+    schema: Any = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_messages(self, system: str | None = None) -> list[dict[str, Any]]:
+        """The chat messages for this task, with ``system`` (the task's own wins) first."""
+        messages: list[dict[str, Any]] = []
+        sys_text = self.system or system
+        if sys_text:
+            messages.append({"role": "system", "content": sys_text})
+        if self.messages:
+            messages.extend(m for m in self.messages
+                            if not (sys_text and m.get("role") == "system"))
+        else:
+            messages.append({"role": "user", "content": self.prompt or ""})
+        return messages
+
+
+def bundled_path(name: str) -> Path | None:
+    """The path of a dataset shipped with the package (``"demo"`` -> ``demo.jsonl``), if any."""
+    ref = resources.files("toolkit._datasets").joinpath(f"{name}.jsonl")
+    return Path(str(ref)) if ref.is_file() else None
+
+
+def _from_dict(row: dict[str, Any], index: int, where: str) -> Task:
+    prompt = row.get("prompt")
+    messages = row.get("messages")
+    if prompt is None and not messages:
+        raise DatasetError(
+            f"{where}: task has neither 'prompt' nor 'messages'; give each task a 'prompt' string."
+        )
+    if prompt is not None and not isinstance(prompt, str):
+        raise DatasetError(f"{where}: 'prompt' must be a string, got {type(prompt).__name__}.")
+    if messages is not None and (not isinstance(messages, list)
+                                 or not all(isinstance(m, dict) and "role" in m for m in messages)):
+        raise DatasetError(f"{where}: 'messages' must be a list of {{'role': ..., 'content': ...}}.")
+    metadata = dict(row.get("metadata") or {})
+    metadata.update({k: v for k, v in row.items() if k not in _KNOWN_FIELDS})
+    expected = row.get("expected")
+    if isinstance(expected, float) and expected != expected:  # NaN from a DataFrame
+        expected = None
+    return Task(
+        id=str(row.get("id") if row.get("id") is not None else f"task-{index + 1}"),
+        prompt=prompt,
+        messages=messages,
+        system=row.get("system") or None,
+        expected=expected,
+        schema=row.get("schema"),
+        metadata=metadata,
+    )
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(
+                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); each "
+                    "line must be one JSON object like {\"id\": \"t1\", \"prompt\": \"...\"}."
+                ) from None
+            if not isinstance(row, dict):
+                raise DatasetError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}.")
+            rows.append(row)
+    return rows
+
+
+def load_tasks(tasks: Any) -> list[Task]:
+    """Normalize what the user passed as tasks into a list of ``Task`` with unique ids."""
+    where_of = "tasks"
+    if isinstance(tasks, str) and not Path(tasks).suffix and bundled_path(tasks) is not None:
+        tasks = bundled_path(tasks)
+    if isinstance(tasks, str | Path):
+        path = Path(tasks)
+        where_of = str(path)
+        if not path.exists():
+            raise DatasetError(
+                f"dataset file {str(path)!r} does not exist; pass a JSONL or CSV path, a list of "
+                "prompts, or a DataFrame."
+            )
+        if path.suffix.lower() == ".csv":
+            import pandas as pd
+
+            rows: list[Any] = pd.read_csv(path).to_dict("records")
+        else:
+            rows = _read_jsonl(path)
+    elif hasattr(tasks, "to_dict") and hasattr(tasks, "columns"):
+        rows = tasks.to_dict("records")
+    elif isinstance(tasks, Task):
+        rows = [tasks]
+    elif isinstance(tasks, list | tuple):
+        rows = list(tasks)
+    else:
+        raise DatasetError(
+            f"tasks must be a list of prompts or dicts, a DataFrame, or a JSONL/CSV path; got "
+            f"{type(tasks).__name__}."
+        )
+    if not rows:
+        raise DatasetError(f"{where_of}: no tasks to run.")
+    out: list[Task] = []
+    for i, row in enumerate(rows):
+        where = f"{where_of} row {i + 1}" if where_of == "tasks" else f"{where_of}:{i + 1}"
+        if isinstance(row, Task):
+            out.append(row)
+        elif isinstance(row, str):
+            out.append(Task(id=f"task-{i + 1}", prompt=row))
+        elif isinstance(row, dict):
+            out.append(_from_dict(row, i, where))
+        else:
+            raise DatasetError(f"{where}: a task must be a string or a dict, got {type(row).__name__}.")
+    seen: set[str] = set()
+    for task in out:
+        if task.id in seen:
+            raise DatasetError(f"{where_of}: duplicate task id {task.id!r}; task ids must be unique.")
+        seen.add(task.id)
+    return out
