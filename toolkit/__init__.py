@@ -1,9 +1,9 @@
 """streambench: stream one prompt to several LLMs, log every call, find the cost per success.
 
-    import toolkit as tk
-    with tk.sim.serve() as url:
-        run = tk.run("demo", tk.sim.models(url))
-    run.df.tk.summary()
+import toolkit as tk
+with tk.sim.serve() as url:
+    run = tk.run("demo", tk.sim.models(url))
+run.df.tk.summary()
 """
 
 from __future__ import annotations

@@ -48,12 +48,13 @@ class Run:
         ok = sum(r.status == "ok" for r in self.records)
         passed = sum(r.passed for r in self.records)
         where = f", store={self.store_path!r}" if self.store_path else ""
-        return (f"Run({self.run_id!r}, calls={len(self.records)}, ok={ok}, passed={passed}, "
-                f"models={self.models}{where})")
+        return (
+            f"Run({self.run_id!r}, calls={len(self.records)}, ok={ok}, passed={passed}, "
+            f"models={self.models}{where})"
+        )
 
 
-def _check_common(models: Any, concurrency: int, repeats: int, retries: int
-                  ) -> list[Model]:
+def _check_common(models: Any, concurrency: int, repeats: int, retries: int) -> list[Model]:
     checked = check_models(models)
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
@@ -88,22 +89,58 @@ async def arun(
         if task.schema is not None:
             validate.Schema.of(task.schema)
     cells = plan(task_list, checked, repeats)
-    return await _execute(cells, checked, task_list, repeats=repeats, concurrency=concurrency,
-                          schema=compiled, system=system, store=store, retries=retries,
-                          seed=seed, observers=observers, name=name)
+    return await _execute(
+        cells,
+        checked,
+        task_list,
+        repeats=repeats,
+        concurrency=concurrency,
+        schema=compiled,
+        system=system,
+        store=store,
+        retries=retries,
+        seed=seed,
+        observers=observers,
+        name=name,
+    )
 
 
-async def _execute(cells: list[Cell], models: list[Model], tasks: list[Task], *, repeats: int,
-                   concurrency: int, schema: validate.Schema | None, system: str | None,
-                   store: Any, retries: int, seed: int | None, observers: Sequence[Observer],
-                   name: str | None) -> Run:
+async def _execute(
+    cells: list[Cell],
+    models: list[Model],
+    tasks: list[Task],
+    *,
+    repeats: int,
+    concurrency: int,
+    schema: validate.Schema | None,
+    system: str | None,
+    store: Any,
+    retries: int,
+    seed: int | None,
+    observers: Sequence[Observer],
+    name: str | None,
+) -> Run:
     run_id = new_run_id()
     db = open_store(store)
     if db is not None:
-        db.begin_run(run_id, models=[m.name for m in models], n_tasks=len(tasks),
-                     repeats=repeats, n_planned=len(cells), name=name)
-    runner = Runner(run_id=run_id, concurrency=concurrency, retry=RetryPolicy(retries=retries),
-                    schema=schema, system=system, store=db, observers=observers, seed=seed)
+        db.begin_run(
+            run_id,
+            models=[m.name for m in models],
+            n_tasks=len(tasks),
+            repeats=repeats,
+            n_planned=len(cells),
+            name=name,
+        )
+    runner = Runner(
+        run_id=run_id,
+        concurrency=concurrency,
+        retry=RetryPolicy(retries=retries),
+        schema=schema,
+        system=system,
+        store=db,
+        observers=observers,
+        seed=seed,
+    )
     try:
         records = await runner.run(cells)
     finally:
@@ -111,8 +148,14 @@ async def _execute(cells: list[Cell], models: list[Model], tasks: list[Task], *,
             db.end_run(run_id)
             if not isinstance(store, Store):
                 db.close()
-    return Run(run_id, records, db.path if db is not None else None,
-               [m.name for m in models], len(tasks), repeats)
+    return Run(
+        run_id,
+        records,
+        db.path if db is not None else None,
+        [m.name for m in models],
+        len(tasks),
+        repeats,
+    )
 
 
 def run(
@@ -149,14 +192,33 @@ def run(
     Returns:
         A :class:`Run`; ``run.df`` is the per-call DataFrame. Failed calls are rows, not errors.
     """
-    return run_sync(lambda: arun(tasks, models, repeats=repeats, concurrency=concurrency,
-                                 schema=schema, system=system, store=store, retries=retries,
-                                 seed=seed, observers=observers, name=name))
+    return run_sync(
+        lambda: arun(
+            tasks,
+            models,
+            repeats=repeats,
+            concurrency=concurrency,
+            schema=schema,
+            system=system,
+            store=store,
+            retries=retries,
+            seed=seed,
+            observers=observers,
+            name=name,
+        )
+    )
 
 
-async def acompare(prompt: str, models: Sequence[Model], *, schema: Any = None,
-                   system: str | None = None, store: str | Path | Store | bool | None = None,
-                   retries: int = 2, observers: Sequence[Observer] = ()) -> pd.DataFrame:
+async def acompare(
+    prompt: str,
+    models: Sequence[Model],
+    *,
+    schema: Any = None,
+    system: str | None = None,
+    store: str | Path | Store | bool | None = None,
+    retries: int = 2,
+    observers: Sequence[Observer] = (),
+) -> pd.DataFrame:
     """Async form of :func:`compare`."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ConfigError("prompt must be a non-empty string.")
@@ -164,15 +226,33 @@ async def acompare(prompt: str, models: Sequence[Model], *, schema: Any = None,
     compiled = validate.Schema.of(schema)
     task = Task(id="prompt", prompt=prompt)
     cells = plan([task], checked, 1)
-    result = await _execute(cells, checked, [task], repeats=1, concurrency=len(cells),
-                            schema=compiled, system=system, store=store, retries=retries,
-                            seed=None, observers=observers, name="compare")
+    result = await _execute(
+        cells,
+        checked,
+        [task],
+        repeats=1,
+        concurrency=len(cells),
+        schema=compiled,
+        system=system,
+        store=store,
+        retries=retries,
+        seed=None,
+        observers=observers,
+        name="compare",
+    )
     return result.df
 
 
-def compare(prompt: str, models: Sequence[Model], *, schema: Any = None,
-            system: str | None = None, store: str | Path | Store | bool | None = None,
-            retries: int = 2, observers: Sequence[Observer] = ()) -> pd.DataFrame:
+def compare(
+    prompt: str,
+    models: Sequence[Model],
+    *,
+    schema: Any = None,
+    system: str | None = None,
+    store: str | Path | Store | bool | None = None,
+    retries: int = 2,
+    observers: Sequence[Observer] = (),
+) -> pd.DataFrame:
     """Send one prompt to every model at once; one DataFrame row per model.
 
     Args:
@@ -184,8 +264,17 @@ def compare(prompt: str, models: Sequence[Model], *, schema: Any = None,
         retries: retries of a failed attempt.
         observers: receive every stream event and every finished record.
     """
-    return run_sync(lambda: acompare(prompt, models, schema=schema, system=system, store=store,
-                                     retries=retries, observers=observers))
+    return run_sync(
+        lambda: acompare(
+            prompt,
+            models,
+            schema=schema,
+            system=system,
+            store=store,
+            retries=retries,
+            observers=observers,
+        )
+    )
 
 
 def runs(store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
@@ -207,8 +296,10 @@ def load(run_id: str, store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
     try:
         if run_id not in db.run_ids():
             known = db.run_ids()[-5:]
-            raise ConfigError(f"no run {run_id!r} in {str(store)!r}; recent runs: {known}. "
-                              "See tk.runs() for the full list.")
+            raise ConfigError(
+                f"no run {run_id!r} in {str(store)!r}; recent runs: {known}. "
+                "See tk.runs() for the full list."
+            )
         return to_frame(db.records(run_id))
     finally:
         db.close()
@@ -216,5 +307,7 @@ def load(run_id: str, store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
 
 def _require_store(store: str | Path) -> None:
     if str(store) != ":memory:" and not Path(store).exists():
-        raise ConfigError(f"no store at {str(store)!r}; runs are logged to ./{DEFAULT_STORE} by "
-                          "default, or pass store='path/to/file.db'.")
+        raise ConfigError(
+            f"no store at {str(store)!r}; runs are logged to ./{DEFAULT_STORE} by "
+            "default, or pass store='path/to/file.db'."
+        )

@@ -20,31 +20,48 @@ def _demo(args: argparse.Namespace) -> int:
     from .frame import summarize
     from .tasks import load_tasks
 
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    console = Console(width=None if sys.stdout.isatty() else 160)
     tasks = load_tasks(args.dataset)
     started = time.monotonic()
     with sim.serve(seed=args.seed, speed=args.speed) as base_url:
         models = sim.models(base_url)
-        console.print(f"[bold]streambench demo[/]: {len(tasks)} tasks x {len(models)} simulated "
-                      f"models x {args.repeats} repeat(s), simulator at {base_url}")
-        console.print("models: " + ", ".join(m.name for m in models)
-                      + "  (simulated: some 429s, 5xx and cut streams are injected)")
+        console.print(
+            f"[bold]streambench demo[/]: {len(tasks)} tasks x {len(models)} simulated "
+            f"models x {args.repeats} repeat(s), simulator at {base_url}"
+        )
+        console.print(
+            "models: "
+            + ", ".join(m.name for m in models)
+            + "  (simulated: some 429s, 5xx and cut streams are injected)"
+        )
         total = len(tasks) * len(models) * args.repeats
         with ProgressObserver(total, console) as progress:
-            result = run(tasks, models, repeats=args.repeats, concurrency=args.concurrency,
-                         store=args.store, observers=[progress], seed=args.seed, name="demo")
+            result = run(
+                tasks,
+                models,
+                repeats=args.repeats,
+                concurrency=args.concurrency,
+                store=args.store,
+                observers=[progress],
+                seed=args.seed,
+                name="demo",
+            )
     df = result.df
     console.print(summary_table(summarize(df), title=f"Run {result.run_id}"))
     failed = failures_table(df)
     if failed is not None:
         console.print(failed)
     retried = int((df["attempts"] > 1).sum())
-    console.print(f"{len(df)} calls, {retried} needed retries, "
-                  f"{int((df['status'] == 'error').sum())} failed; wall time "
-                  f"{time.monotonic() - started:.1f}s")
+    console.print(
+        f"{len(df)} calls, {retried} needed retries, "
+        f"{int((df['status'] == 'error').sum())} failed; wall time "
+        f"{time.monotonic() - started:.1f}s"
+    )
     store = Path(result.store_path).resolve() if result.store_path else None
-    console.print(f"Logged to [bold]{store}[/] (run_id {result.run_id}). In Python: "
-                  f"tk.load({result.run_id!r}, {str(store)!r}).tk.summary()")
+    console.print(
+        f"Logged to [bold]{store}[/] (run_id {result.run_id}). In Python: "
+        f"tk.load({result.run_id!r}, {str(store)!r}).tk.summary()"
+    )
     return 0
 
 
@@ -67,9 +84,15 @@ def _runs(args: argparse.Namespace) -> int:
     for col in ("run_id", "created_at", "name", "models", "calls", "passed", "cost_usd"):
         table.add_column(col)
     for _, row in df.iterrows():
-        table.add_row(row["run_id"], str(row["created_at"])[:19], str(row["name"] or ""),
-                      ", ".join(row["models"]), str(row["calls"]), str(row["passed"]),
-                      f"${row['cost_usd']:.6f}" if row["cost_usd"] == row["cost_usd"] else "n/a")
+        table.add_row(
+            row["run_id"],
+            str(row["created_at"])[:19],
+            str(row["name"] or ""),
+            ", ".join(row["models"]),
+            str(row["calls"]),
+            str(row["passed"]),
+            f"${row['cost_usd']:.6f}" if row["cost_usd"] == row["cost_usd"] else "n/a",
+        )
     Console().print(table)
     return 0
 
@@ -82,7 +105,7 @@ def _show(args: argparse.Namespace) -> int:
     from .frame import summarize
 
     df = load(args.run_id, args.store)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(summary_table(summarize(df), title=f"Run {args.run_id}"))
     failed = failures_table(df)
     if failed is not None:
@@ -102,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--repeats", type=int, default=1)
     demo.add_argument("--concurrency", type=int, default=8)
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--speed", type=float, default=1.0,
-                      help="simulator speed-up (2 = twice as fast)")
+    demo.add_argument(
+        "--speed", type=float, default=1.0, help="simulator speed-up (2 = twice as fast)"
+    )
     demo.add_argument("--store", default="streambench.db", help="SQLite file to log to")
     demo.set_defaults(func=_demo)
 

@@ -23,13 +23,20 @@ class ProgressObserver:
     def __init__(self, total: int, console: Console | None = None) -> None:
         self.console = console or Console()
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("spend ${task.fields[spend]:.4f}  passed {task.fields[passed]}  "
-                       "errors {task.fields[errors]}  retries {task.fields[retries]}"),
-            TimeElapsedColumn(), console=self.console, transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "spend ${task.fields[spend]:.4f}  passed {task.fields[passed]}  "
+                "errors {task.fields[errors]}  retries {task.fields[retries]}"
+            ),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
         )
-        self.task = self.progress.add_task("calls", total=total, spend=0.0, passed=0, errors=0,
-                                           retries=0)
+        self.task = self.progress.add_task(
+            "calls", total=total, spend=0.0, passed=0, errors=0, retries=0
+        )
         self.spend = 0.0
         self.passed = self.errors = self.retries = 0
 
@@ -48,8 +55,14 @@ class ProgressObserver:
         self.passed += record.passed
         self.errors += record.status == "error"
         self.retries += max(0, record.attempts - 1)
-        self.progress.update(self.task, advance=1, spend=self.spend, passed=self.passed,
-                             errors=self.errors, retries=self.retries)
+        self.progress.update(
+            self.task,
+            advance=1,
+            spend=self.spend,
+            passed=self.passed,
+            errors=self.errors,
+            retries=self.retries,
+        )
 
 
 def _fmt_usd(value: Any) -> str:
@@ -67,18 +80,37 @@ def _fmt_s(value: Any) -> str:
 def summary_table(summary: pd.DataFrame, title: str = "Summary") -> Table:
     """A rich table of ``df.tk.summary()``, with cost per success."""
     table = Table(title=title, title_justify="left")
-    for name in ("model", "calls", "passed", "success", "spend", "cost per success",
-                 "p50 latency", "p95 latency", "p50 TTFT", "tokens/s", "retries", "errors"):
-        table.add_column(name, justify="left" if name == "model" else "right",
-                         no_wrap=name == "model")
+    for name in (
+        "model",
+        "calls",
+        "passed",
+        "success",
+        "spend",
+        "cost per success",
+        "p50 latency",
+        "p95 latency",
+        "p50 TTFT",
+        "tokens/s",
+        "retries",
+        "errors",
+    ):
+        table.add_column(
+            name, justify="left" if name == "model" else "right", no_wrap=True, min_width=len(name)
+        )
     for row in summary.reset_index().to_dict("records"):
         table.add_row(
-            str(row["model"]), str(row["calls"]), str(row["passed"]),
-            f"{row['success_rate']:.0%}", _fmt_usd(row["cost_usd"]),
-            _fmt_usd(row["cost_per_success"]), _fmt_s(row["p50_latency_s"]),
-            _fmt_s(row["p95_latency_s"]), _fmt_s(row["p50_ttft_s"]),
+            str(row["model"]),
+            str(row["calls"]),
+            str(row["passed"]),
+            f"{row['success_rate']:.0%}",
+            _fmt_usd(row["cost_usd"]),
+            _fmt_usd(row["cost_per_success"]),
+            _fmt_s(row["p50_latency_s"]),
+            _fmt_s(row["p95_latency_s"]),
+            _fmt_s(row["p50_ttft_s"]),
             "-" if math.isnan(row["tokens_per_s"]) else f"{row['tokens_per_s']:.0f}",
-            str(row["retries"]), str(row["errors"]),
+            str(row["retries"]),
+            str(row["errors"]),
         )
     return table
 
@@ -92,6 +124,11 @@ def failures_table(df: pd.DataFrame, limit: int = 8) -> Table | None:
     for name in ("model", "task", "attempts", "error_kind", "message"):
         table.add_column(name)
     for row in failed.head(limit).to_dict("records"):
-        table.add_row(row["model"], row["task_id"], str(row["attempts"]), str(row["error_kind"]),
-                      str(row["error_message"])[:80])
+        table.add_row(
+            row["model"],
+            row["task_id"],
+            str(row["attempts"]),
+            str(row["error_kind"]),
+            str(row["error_message"])[:80],
+        )
     return table

@@ -24,7 +24,7 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
-    """A piece of reasoning text (``reasoning_content`` / ``reasoning``), kept apart from the answer."""
+    """Reasoning text (``reasoning_content`` / ``reasoning``), kept apart from the answer."""
 
     text: str
     call_id: str = ""

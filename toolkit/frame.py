@@ -13,12 +13,20 @@ import pandas as pd
 from .record import COLUMNS, CallRecord
 
 _DTYPES: dict[str, str] = {
-    "repeat": "int64", "attempts": "int64",
-    "input_tokens": "Int64", "output_tokens": "Int64", "cached_tokens": "Int64",
+    "repeat": "int64",
+    "attempts": "int64",
+    "input_tokens": "Int64",
+    "output_tokens": "Int64",
+    "cached_tokens": "Int64",
     "reasoning_tokens": "Int64",
-    "ttft_s": "float64", "latency_s": "float64", "tokens_per_s": "float64",
-    "cost_usd": "float64", "score": "float64",
-    "valid": "boolean", "passed": "bool", "cached": "bool",
+    "ttft_s": "float64",
+    "latency_s": "float64",
+    "tokens_per_s": "float64",
+    "cost_usd": "float64",
+    "score": "float64",
+    "valid": "boolean",
+    "passed": "bool",
+    "cached": "bool",
 }
 
 
@@ -57,22 +65,36 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         else:
             cost_per_success = float("inf")
         ok = g[g["status"] == "ok"]
-        out.append({
-            "model": model,
-            "calls": calls,
-            "passed": passed,
-            "success_rate": passed / calls if calls else float("nan"),
-            "cost_usd": cost,
-            "cost_per_success": cost_per_success,
-            "p50_latency_s": _p(ok["latency_s"], 0.5),
-            "p95_latency_s": _p(ok["latency_s"], 0.95),
-            "p50_ttft_s": _p(ok["ttft_s"], 0.5),
-            "tokens_per_s": _p(ok["tokens_per_s"], 0.5),
-            "retries": int((g["attempts"] - 1).clip(lower=0).sum()),
-            "errors": int((g["status"] == "error").sum()),
-        })
-    columns = ["model", "calls", "passed", "success_rate", "cost_usd", "cost_per_success",
-               "p50_latency_s", "p95_latency_s", "p50_ttft_s", "tokens_per_s", "retries", "errors"]
+        out.append(
+            {
+                "model": model,
+                "calls": calls,
+                "passed": passed,
+                "success_rate": passed / calls if calls else float("nan"),
+                "cost_usd": cost,
+                "cost_per_success": cost_per_success,
+                "p50_latency_s": _p(ok["latency_s"], 0.5),
+                "p95_latency_s": _p(ok["latency_s"], 0.95),
+                "p50_ttft_s": _p(ok["ttft_s"], 0.5),
+                "tokens_per_s": _p(ok["tokens_per_s"], 0.5),
+                "retries": int((g["attempts"] - 1).clip(lower=0).sum()),
+                "errors": int((g["status"] == "error").sum()),
+            }
+        )
+    columns = [
+        "model",
+        "calls",
+        "passed",
+        "success_rate",
+        "cost_usd",
+        "cost_per_success",
+        "p50_latency_s",
+        "p95_latency_s",
+        "p50_ttft_s",
+        "tokens_per_s",
+        "retries",
+        "errors",
+    ]
     result = pd.DataFrame(out, columns=columns)
     return result.set_index("model")
 

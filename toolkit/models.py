@@ -32,7 +32,7 @@ class Model:
         headers: extra HTTP headers (never put keys here: use ``api_key_env``).
         extra_body: extra fields merged into each request body.
         concurrency: most calls in flight to this model at once (default: no own limit).
-        price_cached: USD per 1M cached input tokens when ``price_in`` is given (default: ``price_in``).
+        price_cached: USD per 1M cached input tokens with ``price_in`` (default: ``price_in``).
     """
 
     name: str
@@ -59,8 +59,11 @@ class Model:
                     f"Model {self.name!r}: base_url {self.base_url!r} is not an http(s) URL; "
                     "pass something like 'https://openrouter.ai/api/v1' or 'http://127.0.0.1:8080/v1'."
                 )
-        for label, value in (("price_in", self.price_in), ("price_out", self.price_out),
-                             ("price_cached", self.price_cached)):
+        for label, value in (
+            ("price_in", self.price_in),
+            ("price_out", self.price_out),
+            ("price_cached", self.price_cached),
+        ):
             if value is not None and (not isinstance(value, int | float) or value < 0):
                 raise ConfigError(
                     f"Model {self.name!r}: {label} must be a number >= 0 (USD per 1M tokens), "
@@ -68,18 +71,26 @@ class Model:
                 )
         if (self.price_in is None) != (self.price_out is None):
             raise ConfigError(
-                f"Model {self.name!r}: give both price_in and price_out (USD per 1M tokens), or neither."
+                f"Model {self.name!r}: give both price_in and price_out (USD per 1M tokens), "
+                "or neither."
             )
         if not self.timeout or self.timeout <= 0:
-            raise ConfigError(f"Model {self.name!r}: timeout must be > 0 seconds, got {self.timeout!r}.")
+            raise ConfigError(
+                f"Model {self.name!r}: timeout must be > 0 seconds, got {self.timeout!r}."
+            )
         if self.max_tokens is not None and self.max_tokens < 1:
-            raise ConfigError(f"Model {self.name!r}: max_tokens must be >= 1, got {self.max_tokens!r}.")
+            raise ConfigError(
+                f"Model {self.name!r}: max_tokens must be >= 1, got {self.max_tokens!r}."
+            )
         if self.concurrency is not None and self.concurrency < 1:
-            raise ConfigError(f"Model {self.name!r}: concurrency must be >= 1, got {self.concurrency!r}.")
-        for key in (self.headers or {}):
+            raise ConfigError(
+                f"Model {self.name!r}: concurrency must be >= 1, got {self.concurrency!r}."
+            )
+        for key in self.headers or {}:
             if key.lower() in ("authorization", "x-api-key", "api-key", "x-goog-api-key"):
                 raise ConfigError(
-                    f"Model {self.name!r}: do not put keys in headers ({key!r}); name the environment "
+                    f"Model {self.name!r}: do not put keys in headers ({key!r}); name the "
+                    "environment "
                     "variable that holds the key with api_key_env='...'."
                 )
 
@@ -99,8 +110,18 @@ class Model:
         host = urlsplit(self.endpoint).hostname or ""
         if host in LOOPBACK_HOSTS:
             return "local"
-        for known in ("openrouter", "openai", "anthropic", "googleapis", "groq", "together",
-                      "fireworks", "deepseek", "mistral", "azure"):
+        for known in (
+            "openrouter",
+            "openai",
+            "anthropic",
+            "googleapis",
+            "groq",
+            "together",
+            "fireworks",
+            "deepseek",
+            "mistral",
+            "azure",
+        ):
             if known in host:
                 return "google" if known == "googleapis" else known
         return host
@@ -129,7 +150,7 @@ class Model:
 
 
 def check_models(models: object) -> list[Model]:
-    """Validate the ``models`` argument of ``compare``/``run``: a non-empty list of unique aliases."""
+    """Check the ``models`` argument of ``compare``/``run``: a non-empty list, unique aliases."""
     if isinstance(models, Model):
         models = [models]
     if isinstance(models, str) or not isinstance(models, list | tuple):
@@ -142,7 +163,9 @@ def check_models(models: object) -> list[Model]:
     out: list[Model] = []
     for m in models:
         if not isinstance(m, Model):
-            raise ConfigError(f"models must contain tk.Model objects, got {type(m).__name__}: {m!r}.")
+            raise ConfigError(
+                f"models must contain tk.Model objects, got {type(m).__name__}: {m!r}."
+            )
         if m.name in seen:
             raise ConfigError(
                 f"Duplicate model alias {m.name!r}: give each model its own name, e.g. "

@@ -26,7 +26,7 @@ from .events import Event, StreamError
 from .models import Model
 from .pricing import AttemptUsage
 from .providers import openai_chat
-from .record import CallRecord
+from .record import CallRecord, Status
 from .store import Store
 from .tasks import Task
 
@@ -141,10 +141,12 @@ class Runner:
                 self._model_limits[cell.model.name] = asyncio.Semaphore(cell.model.concurrency)
         own_client = self._client is None
         client = self._client or httpx2.AsyncClient(
-            limits=httpx2.Limits(max_connections=self.concurrency + 4,
-                                 max_keepalive_connections=self.concurrency + 4),
+            limits=httpx2.Limits(
+                max_connections=self.concurrency + 4, max_keepalive_connections=self.concurrency + 4
+            ),
         )
         try:
+
             async def one(cell: Cell) -> CallRecord:
                 async with limit:
                     model_limit = self._model_limits.get(cell.model.name)
@@ -190,16 +192,19 @@ class Runner:
     def _schema_for(self, cell: Cell) -> validate.Schema | None:
         return validate.Schema.of(cell.task.schema) if cell.task.schema is not None else self.schema
 
-    async def _attempts(self, client: httpx2.AsyncClient, cell: Cell, t0: float,
-                        attempts: list[_Attempt]) -> None:
+    async def _attempts(
+        self, client: httpx2.AsyncClient, cell: Cell, t0: float, attempts: list[_Attempt]
+    ) -> None:
         model = cell.model
         key = model.api_key()
         headers = dict(model.headers or {})
         if key:
             headers["authorization"] = f"Bearer {key}"
         body = openai_chat.build_body(
-            model.wire_model, self._messages(cell, self._schema_for(cell)),
-            max_tokens=model.max_tokens, temperature=model.temperature,
+            model.wire_model,
+            self._messages(cell, self._schema_for(cell)),
+            max_tokens=model.max_tokens,
+            temperature=model.temperature,
             extra_body=model.extra_body,
         )
         url = f"{model.endpoint}/chat/completions"
@@ -208,8 +213,9 @@ class Runner:
         for number in range(1, self.retry.retries + 2):
             att = _Attempt()
             attempts.append(att)
-            async for event in openai_chat.stream(client, url, headers, body, call_id=cell.call_id,
-                                                  attempt=number, timeout=timeout):
+            async for event in openai_chat.stream(
+                client, url, headers, body, call_id=cell.call_id, attempt=number, timeout=timeout
+            ):
                 kind = event.kind
                 if kind == "text":
                     att.text.append(event.text)  # type: ignore[union-attr]
@@ -251,24 +257,38 @@ class Runner:
         u = att.usage
         if u is not None and (u.input_tokens is not None or u.output_tokens is not None):
             return AttemptUsage(
-                input_tokens=u.input_tokens or 0, output_tokens=u.output_tokens or 0,
-                cached_tokens=u.cached_tokens or 0, reasoning_tokens=u.reasoning_tokens or 0,
-                reported=True, reported_cost=u.cost_usd,
+                input_tokens=u.input_tokens or 0,
+                output_tokens=u.output_tokens or 0,
+                cached_tokens=u.cached_tokens or 0,
+                reasoning_tokens=u.reasoning_tokens or 0,
+                reported=True,
+                reported_cost=u.cost_usd,
             )
         if u is not None and u.cost_usd is not None:
             return AttemptUsage(reported=True, reported_cost=u.cost_usd)
-        if not att.started or (att.deltas == 0 and att.error is not None
-                               and att.error.status is not None):
+        if not att.started or (
+            att.deltas == 0 and att.error is not None and att.error.status is not None
+        ):
             return AttemptUsage()  # refused before generation (4xx/5xx): nothing billed
         # The stream began: the provider bills the prompt and what it generated.
         return AttemptUsage(input_tokens=prompt_tokens, output_tokens=att.deltas)
 
-    def _record(self, cell: Cell, started_at: datetime, t0: float, attempts: list[_Attempt], *,
-                cancelled: bool = False, crashed: Exception | None = None) -> CallRecord:
+    def _record(
+        self,
+        cell: Cell,
+        started_at: datetime,
+        t0: float,
+        attempts: list[_Attempt],
+        *,
+        cancelled: bool = False,
+        crashed: Exception | None = None,
+    ) -> CallRecord:
         model = cell.model
         end = time.monotonic()
         last = attempts[-1] if attempts else _Attempt()
-        messages_text = "".join(str(m.get("content", "")) for m in cell.task.to_messages(self.system))
+        messages_text = "".join(
+            str(m.get("content", "")) for m in cell.task.to_messages(self.system)
+        )
         prompt_tokens = estimate_tokens(messages_text)
         usages = [self._usage_of(a, prompt_tokens) for a in attempts]
         cost, cost_source = pricing.price_call(model, usages)
@@ -284,26 +304,34 @@ class Runner:
             message = f"could not process the response: {type(crashed).__name__}: {crashed}"
         elif last.error is not None:
             error_kind, message = last.error.error_kind, last.error.message
-            if last.error.retry_after is not None and last.error.retry_after > \
-                    self.retry.max_retry_after_s:
+            if (
+                last.error.retry_after is not None
+                and last.error.retry_after > self.retry.max_retry_after_s
+            ):
                 message += f" (Retry-After {last.error.retry_after:.0f}s is longer than allowed)"
         elif last.finish is None:
             error_kind, message = "truncated", "stream ended without a finish reason"
-        status = "ok" if error_kind is None else "error"
+        status: Status = "ok" if error_kind is None else "error"
         if message is not None:
             message = redact(message, [k for k in [_key_value(model)] if k])
 
         text = "".join(last.text)
-        out_tokens_last = (last.usage.output_tokens if last.usage is not None
-                           and last.usage.output_tokens is not None else last.deltas)
+        out_tokens_last = (
+            last.usage.output_tokens
+            if last.usage is not None and last.usage.output_tokens is not None
+            else last.deltas
+        )
         tokens_per_s = None
-        if last.first_t is not None and last.last_t is not None and last.last_t > last.first_t \
-                and out_tokens_last:
+        if (
+            last.first_t is not None
+            and last.last_t is not None
+            and last.last_t > last.first_t
+            and out_tokens_last
+        ):
             tokens_per_s = out_tokens_last / (last.last_t - last.first_t)
 
         schema = self._schema_for(cell)
-        valid, errors, parsed = validate.check(text, schema) if status == "ok" \
-            else (None, [], None)
+        valid, errors, parsed = validate.check(text, schema) if status == "ok" else (None, [], None)
         if valid and last.finish == "length":
             valid, errors = False, ["(root): answer cut by max_tokens (finish_reason=length)"]
         expected = cell.task.expected

@@ -72,8 +72,16 @@ class Store:
         with self._lock:
             self._conn.close()
 
-    def begin_run(self, run_id: str, *, models: list[str], n_tasks: int, repeats: int,
-                  n_planned: int, name: str | None = None) -> None:
+    def begin_run(
+        self,
+        run_id: str,
+        *,
+        models: list[str],
+        n_tasks: int,
+        repeats: int,
+        n_planned: int,
+        name: str | None = None,
+    ) -> None:
         """Record that a run started (idempotent, so a resumed run keeps its first row)."""
         with self._lock:
             self._conn.execute(
@@ -93,8 +101,17 @@ class Store:
             self._conn.execute(
                 "INSERT OR REPLACE INTO calls (call_id, run_id, task_id, model, repeat, status, "
                 "cost_usd, passed, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.call_id, record.run_id, record.task_id, record.model, record.repeat,
-                 record.status, record.cost_usd, int(record.passed), data),
+                (
+                    record.call_id,
+                    record.run_id,
+                    record.task_id,
+                    record.model,
+                    record.repeat,
+                    record.status,
+                    record.cost_usd,
+                    int(record.passed),
+                    data,
+                ),
             )
 
     def records(self, run_id: str) -> list[CallRecord]:
@@ -120,8 +137,19 @@ class Store:
                 "SUM(c.cost_usd) FROM runs r LEFT JOIN calls c ON c.run_id = r.run_id "
                 "GROUP BY r.run_id ORDER BY r.created_at"
             ).fetchall()
-        columns = ["run_id", "created_at", "finished_at", "name", "models", "tasks", "repeats",
-                   "planned_calls", "calls", "passed", "cost_usd"]
+        columns = [
+            "run_id",
+            "created_at",
+            "finished_at",
+            "name",
+            "models",
+            "tasks",
+            "repeats",
+            "planned_calls",
+            "calls",
+            "passed",
+            "cost_usd",
+        ]
         data: list[list[Any]] = []
         for row in rows:
             values = list(row)

@@ -32,8 +32,9 @@ class Task:
         if sys_text:
             messages.append({"role": "system", "content": sys_text})
         if self.messages:
-            messages.extend(m for m in self.messages
-                            if not (sys_text and m.get("role") == "system"))
+            messages.extend(
+                m for m in self.messages if not (sys_text and m.get("role") == "system")
+            )
         else:
             messages.append({"role": "user", "content": self.prompt or ""})
         return messages
@@ -54,9 +55,13 @@ def _from_dict(row: dict[str, Any], index: int, where: str) -> Task:
         )
     if prompt is not None and not isinstance(prompt, str):
         raise DatasetError(f"{where}: 'prompt' must be a string, got {type(prompt).__name__}.")
-    if messages is not None and (not isinstance(messages, list)
-                                 or not all(isinstance(m, dict) and "role" in m for m in messages)):
-        raise DatasetError(f"{where}: 'messages' must be a list of {{'role': ..., 'content': ...}}.")
+    if messages is not None and (
+        not isinstance(messages, list)
+        or not all(isinstance(m, dict) and "role" in m for m in messages)
+    ):
+        raise DatasetError(
+            f"{where}: 'messages' must be a list of {{'role': ..., 'content': ...}}."
+        )
     metadata = dict(row.get("metadata") or {})
     metadata.update({k: v for k, v in row.items() if k not in _KNOWN_FIELDS})
     expected = row.get("expected")
@@ -84,10 +89,12 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError as exc:
                 raise DatasetError(
                     f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); each "
-                    "line must be one JSON object like {\"id\": \"t1\", \"prompt\": \"...\"}."
+                    'line must be one JSON object like {"id": "t1", "prompt": "..."}.'
                 ) from None
             if not isinstance(row, dict):
-                raise DatasetError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}.")
+                raise DatasetError(
+                    f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}."
+                )
             rows.append(row)
     return rows
 
@@ -134,10 +141,14 @@ def load_tasks(tasks: Any) -> list[Task]:
         elif isinstance(row, dict):
             out.append(_from_dict(row, i, where))
         else:
-            raise DatasetError(f"{where}: a task must be a string or a dict, got {type(row).__name__}.")
+            raise DatasetError(
+                f"{where}: a task must be a string or a dict, got {type(row).__name__}."
+            )
     seen: set[str] = set()
     for task in out:
         if task.id in seen:
-            raise DatasetError(f"{where_of}: duplicate task id {task.id!r}; task ids must be unique.")
+            raise DatasetError(
+                f"{where_of}: duplicate task id {task.id!r}; task ids must be unique."
+            )
         seen.add(task.id)
     return out

@@ -78,9 +78,8 @@ class Schema:
 
     def instruction(self) -> str:
         """The system-prompt line asking for JSON that fits this schema."""
-        return (
-            "Respond with only a JSON value that conforms to this JSON Schema:\n"
-            + json.dumps(self.json_schema, separators=(",", ":"))
+        return "Respond with only a JSON value that conforms to this JSON Schema:\n" + json.dumps(
+            self.json_schema, separators=(",", ":")
         )
 
 
@@ -146,8 +145,10 @@ def matches(text: str, expected: Any, parsed: Any = _MISSING) -> bool:
     if isinstance(expected, bool):
         return _normalize(text) == str(expected).lower()
     if isinstance(expected, int | float):
-        got = last_number(text)
-        return got is not None and math.isclose(got, float(expected), rel_tol=1e-6, abs_tol=1e-9)
+        number = last_number(text)
+        return number is not None and math.isclose(
+            number, float(expected), rel_tol=1e-6, abs_tol=1e-9
+        )
     if isinstance(expected, dict | list):
         if parsed is _MISSING:
             try:
@@ -155,8 +156,9 @@ def matches(text: str, expected: Any, parsed: Any = _MISSING) -> bool:
             except ValueError:
                 return False
         if isinstance(expected, dict):
-            return isinstance(parsed, dict) and all(parsed.get(k, _MISSING) == v
-                                                    for k, v in expected.items())
+            return isinstance(parsed, dict) and all(
+                parsed.get(k, _MISSING) == v for k, v in expected.items()
+            )
         return bool(parsed == expected)
     want = _normalize(str(expected))
     got = _normalize(text)

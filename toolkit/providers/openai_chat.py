@@ -20,9 +20,18 @@ from ..errors import RETRYABLE_KINDS, ErrorKind
 from ..events import Event, Finish, ReasoningDelta, Started, StreamError, TextDelta, Usage
 
 _STATUS_KINDS: dict[int, ErrorKind] = {
-    400: "bad_request", 404: "bad_request", 409: "bad_request", 413: "bad_request",
-    422: "bad_request", 401: "auth", 402: "auth", 403: "auth", 408: "timeout",
-    429: "rate_limit", 503: "overloaded", 529: "overloaded",
+    400: "bad_request",
+    404: "bad_request",
+    409: "bad_request",
+    413: "bad_request",
+    422: "bad_request",
+    401: "auth",
+    402: "auth",
+    403: "auth",
+    408: "timeout",
+    429: "rate_limit",
+    503: "overloaded",
+    529: "overloaded",
 }
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
 
@@ -124,10 +133,14 @@ def usage_event(usage: dict[str, Any], call_id: str, t: float) -> Usage:
         input_tokens=_int(usage.get("prompt_tokens")),
         output_tokens=_int(usage.get("completion_tokens")),
         cached_tokens=_int(prompt_details.get("cached_tokens"))
-        if isinstance(prompt_details, dict) else None,
+        if isinstance(prompt_details, dict)
+        else None,
         reasoning_tokens=_int(completion_details.get("reasoning_tokens"))
-        if isinstance(completion_details, dict) else None,
-        cost_usd=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
+        if isinstance(completion_details, dict)
+        else None,
+        cost_usd=float(cost)
+        if isinstance(cost, int | float) and not isinstance(cost, bool)
+        else None,
         call_id=call_id,
         t=t,
     )
@@ -163,7 +176,9 @@ class ChunkTranslator:
         except orjson.JSONDecodeError:
             return self._fail("invalid_response", f"malformed chunk (not JSON): {data[:200]!r}", t)
         if not isinstance(obj, dict):
-            return self._fail("invalid_response", f"unexpected chunk (not an object): {data[:200]!r}", t)
+            return self._fail(
+                "invalid_response", f"unexpected chunk (not an object): {data[:200]!r}", t
+            )
         if "error" in obj or event == "error":
             error = obj.get("error", obj)
             kind = _error_kind_of(error)
@@ -201,7 +216,8 @@ class ChunkTranslator:
             return []
         how = "after [DONE]" if self.done else "before [DONE]"
         return self._fail(
-            "truncated", f"stream ended without a finish reason ({how}): the answer may be cut",
+            "truncated",
+            f"stream ended without a finish reason ({how}): the answer may be cut",
             time.monotonic(),
         )
 
@@ -243,27 +259,39 @@ async def stream(
     *,
     call_id: str = "",
     attempt: int = 1,
-    timeout: httpx2.Timeout | None = None,
+    timeout: httpx2.Timeout | None = None,  # noqa: ASYNC109 - httpx2's per-request timeouts
 ) -> AsyncIterator[Event]:
     """One streaming request: ``Started``, then deltas, usage, finish; or a ``StreamError``."""
     translator = ChunkTranslator(call_id)
     content = orjson.dumps(body)
     send_headers = {**headers, "content-type": "application/json", "accept": "text/event-stream"}
-    request = client.build_request("POST", url, content=content, headers=send_headers,
-                                   timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT)
+    request = client.build_request(
+        "POST",
+        url,
+        content=content,
+        headers=send_headers,
+        timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
+    )
     try:
         response = await client.send(request, stream=True)
     except httpx2.TimeoutException as exc:
-        yield StreamError("timeout", f"timed out connecting: {type(exc).__name__}", True,
-                          call_id=call_id, t=time.monotonic())
+        yield StreamError(
+            "timeout",
+            f"timed out connecting: {type(exc).__name__}",
+            True,
+            call_id=call_id,
+            t=time.monotonic(),
+        )
         return
     except (httpx2.TransportError, OSError) as exc:
-        yield StreamError("network", f"{type(exc).__name__}: {exc}", True,
-                          call_id=call_id, t=time.monotonic())
+        yield StreamError(
+            "network", f"{type(exc).__name__}: {exc}", True, call_id=call_id, t=time.monotonic()
+        )
         return
     try:
-        request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers),
-                          None)
+        request_id = next(
+            (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
+        )
         yield Started(attempt, request_id, call_id, time.monotonic())
         async for event in _read_response(response, translator):
             yield event
@@ -271,8 +299,10 @@ async def stream(
         await response.aclose()
 
 
-async def _read_response(response: httpx2.Response, translator: ChunkTranslator,
-                         ) -> AsyncIterator[Event]:
+async def _read_response(
+    response: httpx2.Response,
+    translator: ChunkTranslator,
+) -> AsyncIterator[Event]:
     call_id = translator.call_id
     content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
     try:
@@ -284,13 +314,19 @@ async def _read_response(response: httpx2.Response, translator: ChunkTranslator,
             else:
                 try:
                     obj = orjson.loads(raw)
-                    detail = _error_message_of(obj.get("error", obj) if isinstance(obj, dict) else obj)
+                    detail = _error_message_of(
+                        obj.get("error", obj) if isinstance(obj, dict) else obj
+                    )
                 except orjson.JSONDecodeError:
                     detail = raw.strip()[:300] or response.reason_phrase
             yield StreamError(
-                kind, f"HTTP {response.status_code}: {detail}", kind in RETRYABLE_KINDS,
-                status=response.status_code, retry_after=parse_retry_after(response.headers),
-                call_id=call_id, t=time.monotonic(),
+                kind,
+                f"HTTP {response.status_code}: {detail}",
+                kind in RETRYABLE_KINDS,
+                status=response.status_code,
+                retry_after=parse_retry_after(response.headers),
+                call_id=call_id,
+                t=time.monotonic(),
             )
             return
         if content_type == "text/event-stream":
@@ -316,15 +352,32 @@ async def _read_response(response: httpx2.Response, translator: ChunkTranslator,
             "invalid_response",
             f"expected an event stream, got {content_type or 'no content type'}: "
             f"{_html_title(raw) if '<' in raw[:100] else raw.strip()[:160]!r}",
-            False, status=response.status_code, call_id=call_id, t=time.monotonic(),
+            False,
+            status=response.status_code,
+            call_id=call_id,
+            t=time.monotonic(),
         )
     except httpx2.TimeoutException:
-        yield StreamError("timeout", "stream stalled: no data within the timeout", True,
-                          call_id=call_id, t=time.monotonic())
+        yield StreamError(
+            "timeout",
+            "stream stalled: no data within the timeout",
+            True,
+            call_id=call_id,
+            t=time.monotonic(),
+        )
     except httpx2.SSEError as exc:
-        yield StreamError("invalid_response", f"bad event stream: {exc}", False,
-                          call_id=call_id, t=time.monotonic())
+        yield StreamError(
+            "invalid_response",
+            f"bad event stream: {exc}",
+            False,
+            call_id=call_id,
+            t=time.monotonic(),
+        )
     except (httpx2.TransportError, OSError) as exc:
-        yield StreamError("truncated" if not translator.finish_reason else "network",
-                          f"connection lost mid-stream: {type(exc).__name__}: {exc}", True,
-                          call_id=call_id, t=time.monotonic())
+        yield StreamError(
+            "truncated" if not translator.finish_reason else "network",
+            f"connection lost mid-stream: {type(exc).__name__}: {exc}",
+            True,
+            call_id=call_id,
+            t=time.monotonic(),
+        )

@@ -29,5 +29,12 @@ def models(base_url: str, names: list[str] | None = None, **options: object) -> 
     return out
 
 
-__all__ = ["DEFAULT_PROFILE", "DEMO_PROFILES", "Profile", "create_app", "default_profiles",
-           "models", "serve"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "DEMO_PROFILES",
+    "Profile",
+    "create_app",
+    "default_profiles",
+    "models",
+    "serve",
+]

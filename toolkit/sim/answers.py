@@ -64,8 +64,11 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def example_for(schema: dict[str, Any], rng: random.Random, root: dict[str, Any] | None = None,
-                ) -> Any:
+def example_for(
+    schema: dict[str, Any],
+    rng: random.Random,
+    root: dict[str, Any] | None = None,
+) -> Any:
     """A value that fits ``schema`` (enough of JSON Schema for answers)."""
     root = root or schema
     schema = _resolve(schema, root)
@@ -85,7 +88,9 @@ def example_for(schema: dict[str, Any], rng: random.Random, root: dict[str, Any]
     if kind == "integer":
         return rng.randint(int(schema.get("minimum", 0)), int(schema.get("maximum", 100)))
     if kind == "number":
-        return round(rng.uniform(float(schema.get("minimum", 0)), float(schema.get("maximum", 100))), 2)
+        return round(
+            rng.uniform(float(schema.get("minimum", 0)), float(schema.get("maximum", 100))), 2
+        )
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "null":
@@ -95,10 +100,11 @@ def example_for(schema: dict[str, Any], rng: random.Random, root: dict[str, Any]
 
 def _wrong_number(value: float, rng: random.Random) -> float:
     options = [value + 1, value - 1, value * 10, value / 2, value + 10, value * 1.1]
-    choice = rng.choice([o for o in options if o != value] or [value + 1])
     if float(value).is_integer():
-        return float(round(choice))
-    return round(choice, 2)
+        options = [float(round(o)) for o in options]
+    else:
+        options = [round(o, 2) for o in options]
+    return rng.choice([o for o in options if o != value] or [value + 1])
 
 
 def _fmt(value: float) -> str:
@@ -113,8 +119,11 @@ def _wrong_json(expected: Any, schema: dict[str, Any] | None, rng: random.Random
             del wrong[key]  # usually breaks a required field: invalid, not just wrong
         else:
             old = wrong[key]
-            wrong[key] = (_wrong_number(old, rng) if isinstance(old, int | float)
-                          and not isinstance(old, bool) else f"{old} (unsure)")
+            wrong[key] = (
+                _wrong_number(old, rng)
+                if isinstance(old, int | float) and not isinstance(old, bool)
+                else f"{old} (unsure)"
+            )
         return wrong
     if schema is not None:
         value = example_for(schema, rng)
@@ -124,8 +133,9 @@ def _wrong_json(expected: Any, schema: dict[str, Any] | None, rng: random.Random
     return {"answer": "unknown"}
 
 
-def compose(prompt: str, expected: Any, schema: dict[str, Any] | None, correct: bool,
-            rng: random.Random) -> str:
+def compose(
+    prompt: str, expected: Any, schema: dict[str, Any] | None, correct: bool, rng: random.Random
+) -> str:
     """The full text of one simulated answer."""
     if schema is not None or isinstance(expected, dict | list):
         if correct:
@@ -139,8 +149,13 @@ def compose(prompt: str, expected: Any, schema: dict[str, Any] | None, correct: 
     if isinstance(expected, str):
         if correct:
             return expected
-        return rng.choice([f"{expected} or possibly something else", "I am not sure.",
-                           expected[::-1] if len(expected) > 1 else "no"])
+        return rng.choice(
+            [
+                f"{expected} or possibly something else",
+                "I am not sure.",
+                expected[::-1] if len(expected) > 1 else "no",
+            ]
+        )
     words = [w.strip(".,?!") for w in prompt.split() if len(w) > 3][:6]
     topic = " ".join(words) or "your question"
     picked = rng.sample(_SENTENCES, k=rng.randint(3, 5))

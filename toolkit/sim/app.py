@@ -48,8 +48,13 @@ class _Plan:
 class SimState:
     """The simulator's configuration and its per-(model, prompt) request counters."""
 
-    def __init__(self, profiles: dict[str, Profile] | None, seed: int, speed: float,
-                 tasks: Iterable[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        profiles: dict[str, Profile] | None,
+        seed: int,
+        speed: float,
+        tasks: Iterable[dict[str, Any]],
+    ) -> None:
         self.profiles = default_profiles() if profiles is None else dict(profiles)
         self.seed = seed
         self.speed = speed
@@ -74,10 +79,14 @@ class SimState:
         profile = self.profile(model_id)
         fault = None
         roll = rng.random()
-        for name, p in (("rate_limit", profile.p_rate_limit),
-                        ("server_error", profile.p_server_error),
-                        ("overloaded", profile.p_overloaded), ("stall", profile.p_stall),
-                        ("cut", profile.p_cut), ("malformed", profile.p_malformed)):
+        for name, p in (
+            ("rate_limit", profile.p_rate_limit),
+            ("server_error", profile.p_server_error),
+            ("overloaded", profile.p_overloaded),
+            ("stall", profile.p_stall),
+            ("cut", profile.p_cut),
+            ("malformed", profile.p_malformed),
+        ):
             if roll < p:
                 fault = name
                 break
@@ -89,14 +98,21 @@ class SimState:
             schema = task["schema"]
         correct = rng.random() < profile.quality
         text = answers.compose(key, task.get("expected"), schema, correct, rng)
-        reasoning = ("Thinking about what is asked before answering. " * 2) if profile.reasoning else ""
+        reasoning = (
+            ("Thinking about what is asked before answering. " * 2) if profile.reasoning else ""
+        )
         n_tokens = len(answers.tokens(text))
         cut_at = max(1, n_tokens // 2)
         return _Plan(fault, text, reasoning, cut_at, rng)
 
 
-def _usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int, profile: Profile,
-           model_id: str) -> dict[str, Any]:
+def _usage(
+    prompt_tokens: int,
+    completion_tokens: int,
+    reasoning_tokens: int,
+    profile: Profile,
+    model_id: str,
+) -> dict[str, Any]:
     usage: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -115,14 +131,21 @@ def _error(status: int, message: str, kind: str, headers: dict[str, str] | None 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def create_app(profiles: dict[str, Profile] | None = None, *, seed: int = 0, speed: float = 1.0,
-               tasks: Iterable[dict[str, Any]] = ()) -> Starlette:
+def create_app(
+    profiles: dict[str, Profile] | None = None,
+    *,
+    seed: int = 0,
+    speed: float = 1.0,
+    tasks: Iterable[dict[str, Any]] = (),
+) -> Starlette:
     """The simulator app. ``speed`` > 1 makes every delay shorter (tests use large values)."""
     state = SimState(profiles, seed, speed, tasks)
 
     async def list_models(request: Request) -> Response:
-        data = [{"id": name, "object": "model", "owned_by": "streambench-sim"}
-                for name in state.profiles]
+        data = [
+            {"id": name, "object": "model", "owned_by": "streambench-sim"}
+            for name in state.profiles
+        ]
         return JSONResponse({"object": "list", "data": data})
 
     async def chat(request: Request) -> Response:
@@ -135,23 +158,36 @@ def create_app(profiles: dict[str, Profile] | None = None, *, seed: int = 0, spe
         model_id = body.get("model")
         messages = body.get("messages")
         if not isinstance(model_id, str) or not isinstance(messages, list) or not messages:
-            return _error(400, "'model' and a non-empty 'messages' list are required",
-                          "invalid_request_error")
+            return _error(
+                400, "'model' and a non-empty 'messages' list are required", "invalid_request_error"
+            )
         profile = state.profile(model_id)
         plan = state.plan(model_id, messages, body.get("response_format"))
         request_id = f"req_{plan.rng.getrandbits(64):016x}"
         headers = {"x-request-id": request_id}
         if plan.fault == "rate_limit":
             wait = profile.retry_after_s / state.speed
-            return _error(429, "Rate limit reached for requests", "rate_limit_error",
-                          {**headers, "retry-after": str(max(1, math.ceil(wait))),
-                           "retry-after-ms": str(int(wait * 1000))})
+            return _error(
+                429,
+                "Rate limit reached for requests",
+                "rate_limit_error",
+                {
+                    **headers,
+                    "retry-after": str(max(1, math.ceil(wait))),
+                    "retry-after-ms": str(int(wait * 1000)),
+                },
+            )
         if plan.fault == "server_error":
-            return _error(500, "The server had an error while processing your request",
-                          "server_error", headers)
+            return _error(
+                500,
+                "The server had an error while processing your request",
+                "server_error",
+                headers,
+            )
         if plan.fault == "overloaded":
-            return _error(503, "The model is overloaded, try again later", "overloaded_error",
-                          headers)
+            return _error(
+                503, "The model is overloaded, try again later", "overloaded_error", headers
+            )
         prompt_tokens = max(1, sum(len(str(m.get("content", ""))) for m in messages) // 4)
         toks = answers.tokens(plan.text)
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
@@ -163,27 +199,51 @@ def create_app(profiles: dict[str, Profile] | None = None, *, seed: int = 0, spe
         chunk_id = f"chatcmpl-{request_id[4:]}"
 
         if not body.get("stream"):
-            await asyncio.sleep((profile.ttft_s + len(toks) / max(profile.tokens_per_s, 1e-9)
-                                 if profile.tokens_per_s else profile.ttft_s) / state.speed)
+            await asyncio.sleep(
+                (
+                    profile.ttft_s + len(toks) / max(profile.tokens_per_s, 1e-9)
+                    if profile.tokens_per_s
+                    else profile.ttft_s
+                )
+                / state.speed
+            )
             message: dict[str, Any] = {"role": "assistant", "content": "".join(toks)}
             if reasoning_toks:
                 message["reasoning_content"] = "".join(reasoning_toks)
-            return JSONResponse({
-                "id": chunk_id, "object": "chat.completion", "created": created,
-                "model": model_id,
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": _usage(prompt_tokens, len(toks) + len(reasoning_toks),
-                                len(reasoning_toks), profile, model_id),
-            }, headers=headers)
+            return JSONResponse(
+                {
+                    "id": chunk_id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model_id,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": _usage(
+                        prompt_tokens,
+                        len(toks) + len(reasoning_toks),
+                        len(reasoning_toks),
+                        profile,
+                        model_id,
+                    ),
+                },
+                headers=headers,
+            )
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            return b"data: " + orjson.dumps({
-                "id": chunk_id, "object": "chat.completion.chunk", "created": created,
-                "model": model_id,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-            }) + b"\n\n"
+            return (
+                b"data: "
+                + orjson.dumps(
+                    {
+                        "id": chunk_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model_id,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                    }
+                )
+                + b"\n\n"
+            )
 
         async def events() -> AsyncIterator[bytes]:
             rng = plan.rng
@@ -214,20 +274,40 @@ def create_app(profiles: dict[str, Profile] | None = None, *, seed: int = 0, spe
                 await pause(gap)
             yield chunk({}, finish)
             if include_usage:
-                usage = _usage(prompt_tokens, len(toks) + len(reasoning_toks),
-                               len(reasoning_toks), profile, model_id)
-                yield b"data: " + orjson.dumps({
-                    "id": chunk_id, "object": "chat.completion.chunk", "created": created,
-                    "model": model_id, "choices": [], "usage": usage,
-                }) + b"\n\n"
+                usage = _usage(
+                    prompt_tokens,
+                    len(toks) + len(reasoning_toks),
+                    len(reasoning_toks),
+                    profile,
+                    model_id,
+                )
+                yield (
+                    b"data: "
+                    + orjson.dumps(
+                        {
+                            "id": chunk_id,
+                            "object": "chat.completion.chunk",
+                            "created": created,
+                            "model": model_id,
+                            "choices": [],
+                            "usage": usage,
+                        }
+                    )
+                    + b"\n\n"
+                )
             yield b"data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={**headers, "cache-control": "no-cache"})
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={**headers, "cache-control": "no-cache"},
+        )
 
-    app = Starlette(routes=[
-        Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/v1/models", list_models, methods=["GET"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+        ]
+    )
     app.state.sim = state
     return app

@@ -56,27 +56,36 @@ class Profile:
 # Named after real models so genai-prices prices them as the real ones would be priced.
 DEMO_PROFILES: dict[str, Profile] = {
     # cheap, fast, weak; rate-limited now and then
-    "gpt-5-mini": Profile(ttft_s=0.12, tokens_per_s=160, quality=0.55, p_rate_limit=0.10,
-                          retry_after_s=0.3),
+    "gpt-5-mini": Profile(
+        ttft_s=0.12, tokens_per_s=160, quality=0.55, p_rate_limit=0.10, retry_after_s=0.3
+    ),
     # the middle; its streams are sometimes cut
-    "gemini-2.5-flash": Profile(ttft_s=0.30, tokens_per_s=90, quality=0.80, p_rate_limit=0.04,
-                                p_cut=0.06, faults_by_task={"arith-07": "cut"}),
+    "gemini-2.5-flash": Profile(
+        ttft_s=0.30,
+        tokens_per_s=90,
+        quality=0.80,
+        p_rate_limit=0.04,
+        p_cut=0.06,
+        faults_by_task={"arith-07": "cut"},
+    ),
     # strong, slow, expensive; a few 5xx
-    "claude-sonnet-4.5": Profile(ttft_s=0.55, tokens_per_s=55, quality=0.95, p_server_error=0.04,
-                                 p_overloaded=0.02),
+    "claude-sonnet-4.5": Profile(
+        ttft_s=0.55, tokens_per_s=55, quality=0.95, p_server_error=0.04, p_overloaded=0.02
+    ),
 }
 
 EXTRA_PROFILES: dict[str, Profile] = {
     # A router that reports the cost it charged (usage.cost), like OpenRouter.
-    "router/auto": Profile(ttft_s=0.05, tokens_per_s=300, quality=0.7, price_in=1.0,
-                           price_out=4.0, report_cost=True),
+    "router/auto": Profile(
+        ttft_s=0.05, tokens_per_s=300, quality=0.7, price_in=1.0, price_out=4.0, report_cost=True
+    ),
     # A reasoning model that streams reasoning_content first.
-    "sim-reasoner": Profile(ttft_s=0.05, tokens_per_s=300, quality=0.9, reasoning=True,
-                            price_in=1.0, price_out=8.0),
+    "sim-reasoner": Profile(
+        ttft_s=0.05, tokens_per_s=300, quality=0.9, reasoning=True, price_in=1.0, price_out=8.0
+    ),
 }
 
-DEFAULT_PROFILE = Profile(ttft_s=0.02, tokens_per_s=400, quality=0.8, price_in=0.5,
-                          price_out=1.5)
+DEFAULT_PROFILE = Profile(ttft_s=0.02, tokens_per_s=400, quality=0.8, price_in=0.5, price_out=1.5)
 
 
 def default_profiles() -> dict[str, Profile]:

@@ -49,15 +49,25 @@ def bundled_tasks() -> list[dict[str, Any]]:
     return out
 
 
-def _app(profiles: dict[str, Profile] | None, seed: int, speed: float,
-         tasks: Iterable[dict[str, Any]] | None) -> Any:
+def _app(
+    profiles: dict[str, Profile] | None,
+    seed: int,
+    speed: float,
+    tasks: Iterable[dict[str, Any]] | None,
+) -> Any:
     known = bundled_tasks() + list(tasks or [])
     return create_app(profiles, seed=seed, speed=speed, tasks=known)
 
 
 @contextlib.contextmanager
-def serve(profiles: dict[str, Profile] | None = None, *, seed: int = 0, speed: float = 1.0,
-          tasks: Iterable[dict[str, Any]] | None = None, port: int = 0) -> Iterator[str]:
+def serve(
+    profiles: dict[str, Profile] | None = None,
+    *,
+    seed: int = 0,
+    speed: float = 1.0,
+    tasks: Iterable[dict[str, Any]] | None = None,
+    port: int = 0,
+) -> Iterator[str]:
     """Run the simulator on 127.0.0.1 in a background thread; yields its base URL.
 
     Args:
@@ -71,8 +81,14 @@ def serve(profiles: dict[str, Profile] | None = None, *, seed: int = 0, speed: f
         >>> with tk.sim.serve() as base_url:
         ...     df = tk.compare("Hi", tk.sim.models(base_url))
     """
-    config = uvicorn.Config(_app(profiles, seed, speed, tasks), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(
+        _app(profiles, seed, speed, tasks),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+    )
     server = _Server(config)
     thread = threading.Thread(target=server.run, name="streambench-sim", daemon=True)
     thread.start()
@@ -88,6 +104,7 @@ def serve(profiles: dict[str, Profile] | None = None, *, seed: int = 0, speed: f
 
 def run_forever(port: int, *, seed: int = 0, speed: float = 1.0) -> None:
     """Serve the simulator in the foreground until interrupted (``streambench sim``)."""
-    config = uvicorn.Config(_app(None, seed, speed, None), host="127.0.0.1", port=port,
-                            log_level="info", lifespan="off")
+    config = uvicorn.Config(
+        _app(None, seed, speed, None), host="127.0.0.1", port=port, log_level="info", lifespan="off"
+    )
     asyncio.run(uvicorn.Server(config).serve())

@@ -1,0 +1,44 @@
+"""The command line, run as a user would: a real process against the simulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def streambench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "160"}
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_demo_prints_the_summary_and_logs_to_the_store(tmp_path: Path) -> None:
+    out = streambench("demo", "--speed", "20", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "cost per success" in text
+    for model in ("gpt-5-mini", "gemini-2.5-flash", "claude-sonnet-4.5"):
+        assert model in text
+    assert "truncated" in text  # the demo's cut stream is a failure, not a success
+    assert (tmp_path / "streambench.db").exists()
+    assert str(tmp_path / "streambench.db") in text.replace("\n", "")
+
+    listed = streambench("runs", cwd=tmp_path)
+    assert listed.returncode == 0 and "demo" in listed.stdout
+    run_id = text.split("run_id ")[1].split(")")[0]
+    shown = streambench("show", run_id, cwd=tmp_path)
+    assert shown.returncode == 0 and "cost per success" in shown.stdout
+
+
+def test_user_errors_exit_2_with_the_fix(tmp_path: Path) -> None:
+    out = streambench("show", "no-such-run", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "no store at" in out.stderr and "Traceback" not in out.stderr
