@@ -32,13 +32,18 @@ def chunk_line(obj: str) -> bytes:
 def build_body(n: int, model: str = "bench-model") -> bytes:
     """The whole SSE body for a stream of ``n`` content chunks."""
     head = f'{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"{model}",'
-    role = chunk_line(head + '"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
-                      '"finish_reason":null}]}')
-    content = chunk_line(head + f'"choices":[{{"index":0,"delta":{{"content":"{CONTENT}"}},'
-                         '"finish_reason":null}]}')
+    role = chunk_line(
+        head + '"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
+        '"finish_reason":null}]}'
+    )
+    content = chunk_line(
+        head + f'"choices":[{{"index":0,"delta":{{"content":"{CONTENT}"}},"finish_reason":null}}]}}'
+    )
     finish = chunk_line(head + '"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}')
-    usage = chunk_line(head + f'"choices":[],"usage":{{"prompt_tokens":1,"completion_tokens":{n},'
-                       f'"total_tokens":{n + 1}}}}}')
+    usage = chunk_line(
+        head + f'"choices":[],"usage":{{"prompt_tokens":1,"completion_tokens":{n},'
+        f'"total_tokens":{n + 1}}}}}'
+    )
     return b"".join([role, content * n, finish, usage, b"data: [DONE]\n\n"])
 
 
@@ -74,18 +79,22 @@ class Server:
                     await reader.readexactly(length)  # the request body is not needed
                 if method != b"POST" or not path.rstrip(b"/").endswith(b"/chat/completions"):
                     msg = b'{"error":{"message":"not found","type":"invalid_request_error"}}'
-                    writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n"
-                                 b"content-length: %d\r\n\r\n%s" % (len(msg), msg))
+                    writer.write(
+                        b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n"
+                        b"content-length: %d\r\n\r\n%s" % (len(msg), msg)
+                    )
                     await writer.drain()
                     continue
                 m = _PATH_N.match(path)
                 body = self.body(int(m.group(1)) if m else self.default_chunks)
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                             b"cache-control: no-cache\r\nx-request-id: req-bench\r\n"
-                             b"content-length: %d\r\n\r\n" % len(body))
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    b"cache-control: no-cache\r\nx-request-id: req-bench\r\n"
+                    b"content-length: %d\r\n\r\n" % len(body)
+                )
                 view = memoryview(body)
                 for i in range(0, len(body), _WRITE):
-                    writer.write(view[i:i + _WRITE])
+                    writer.write(view[i : i + _WRITE])
                     await writer.drain()
                 if close:
                     return

@@ -78,7 +78,8 @@ class FastServer:
     def __enter__(self) -> FastServer:
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "fast_server.py"), "--chunks", str(self.chunks)],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -132,11 +133,14 @@ async def run_toolkit(base_url: str, chunks: int, *, count_deltas: bool = False)
     runner = Runner(run_id="bench", store=None, observers=[counter] if count_deltas else ())
     [record] = await runner.run([Cell(task, model, 0)])
     if record.status != "ok":
-        raise AssertionError(f"toolkit record is {record.status}: {record.error_kind} "
-                             f"{record.error_message}")
+        raise AssertionError(
+            f"toolkit record is {record.status}: {record.error_kind} {record.error_message}"
+        )
     if record.finish_reason != "stop" or record.output_tokens != chunks:
-        raise AssertionError(f"toolkit record: finish={record.finish_reason} "
-                             f"output_tokens={record.output_tokens}, expected stop/{chunks}")
+        raise AssertionError(
+            f"toolkit record: finish={record.finish_reason} "
+            f"output_tokens={record.output_tokens}, expected stop/{chunks}"
+        )
     if record.cost_usd is None or record.cost_source != "priced":
         raise AssertionError(f"toolkit record not priced: {record.cost_usd} {record.cost_source}")
     return Outcome(record.text, counter.deltas if count_deltas else chunks)
@@ -148,7 +152,9 @@ async def run_openai(base_url: str, chunks: int) -> Outcome:
     parts: list[str] = []
     async with openai.AsyncOpenAI(base_url=base_url, api_key="x") as client:
         stream = await client.chat.completions.create(
-            model="bench-model", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
+            model="bench-model",
+            messages=MESSAGES,
+            stream=True,  # type: ignore[arg-type]
             stream_options={"include_usage": True},
         )
         async for chunk in stream:
@@ -161,12 +167,23 @@ async def run_openai(base_url: str, chunks: int) -> Outcome:
 
 async def run_minimal(base_url: str, chunks: int) -> Outcome:
     parts: list[str] = []
-    body = orjson.dumps({"model": "bench-model", "messages": MESSAGES, "stream": True,
-                         "stream_options": {"include_usage": True}})
-    async with httpx2.AsyncClient() as client, client.stream(
-        "POST", f"{base_url}/chat/completions", content=body,
-        headers={"content-type": "application/json", "accept": "text/event-stream"},
-    ) as response:
+    body = orjson.dumps(
+        {
+            "model": "bench-model",
+            "messages": MESSAGES,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    )
+    async with (
+        httpx2.AsyncClient() as client,
+        client.stream(
+            "POST",
+            f"{base_url}/chat/completions",
+            content=body,
+            headers={"content-type": "application/json", "accept": "text/event-stream"},
+        ) as response,
+    ):
         response.raise_for_status()
         async for sse in httpx2.EventSource(response):
             if sse.data == "[DONE]":
@@ -184,9 +201,11 @@ async def run_socket(base_url: str, chunks: int) -> Outcome:
     split = httpx2.URL(base_url)
     reader, writer = await asyncio.open_connection(split.host, split.port)
     body = b'{"model":"bench-model","messages":[],"stream":true}'
-    writer.write(b"POST %s/chat/completions HTTP/1.1\r\nhost: %s\r\ncontent-type: "
-                 b"application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
-                 % (split.raw_path.rstrip(b"/"), split.host.encode(), len(body), body))
+    writer.write(
+        b"POST %s/chat/completions HTTP/1.1\r\nhost: %s\r\ncontent-type: "
+        b"application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
+        % (split.raw_path.rstrip(b"/"), split.host.encode(), len(body), body)
+    )
     size = 0
     while data := await reader.read(1 << 20):
         size += len(data)
@@ -201,10 +220,15 @@ async def run_raw(base_url: str, chunks: int) -> Outcome:
     """Reference: the bytes only (no decoding, no SSE, no JSON): the server/transport ceiling."""
     body = orjson.dumps({"model": "bench-model", "messages": MESSAGES, "stream": True})
     size = 0
-    async with httpx2.AsyncClient() as client, client.stream(
-        "POST", f"{base_url}/chat/completions", content=body,
-        headers={"content-type": "application/json"},
-    ) as response:
+    async with (
+        httpx2.AsyncClient() as client,
+        client.stream(
+            "POST",
+            f"{base_url}/chat/completions",
+            content=body,
+            headers={"content-type": "application/json"},
+        ) as response,
+    ):
         async for data in response.aiter_raw():
             size += len(data)
     # Not parsed: report the expected content so the check passes when every byte arrived.
@@ -249,7 +273,10 @@ async def run_litellm(base_url: str, chunks: int) -> Outcome:
     litellm = _import_litellm()
     parts: list[str] = []
     response = await litellm.acompletion(  # type: ignore[attr-defined]
-        model="openai/bench-model", api_base=base_url, api_key="x", messages=MESSAGES,
+        model="openai/bench-model",
+        api_base=base_url,
+        api_key="x",
+        messages=MESSAGES,
         stream=True,
     )
     async for chunk in response:
@@ -287,14 +314,20 @@ class Result:
 
 
 def check(name: str, outcome: Outcome, chunks: int) -> None:
-    if outcome.deltas != chunks or len(outcome.text) != len(CONTENT) * chunks \
-            or outcome.text != CONTENT * chunks:
-        raise AssertionError(f"{name}: got {outcome.deltas} deltas and {len(outcome.text)} "
-                             f"characters, expected {chunks} and {len(CONTENT) * chunks}")
+    if (
+        outcome.deltas != chunks
+        or len(outcome.text) != len(CONTENT) * chunks
+        or outcome.text != CONTENT * chunks
+    ):
+        raise AssertionError(
+            f"{name}: got {outcome.deltas} deltas and {len(outcome.text)} "
+            f"characters, expected {chunks} and {len(CONTENT) * chunks}"
+        )
 
 
-async def timed(fn: Callable[[str, int], Awaitable[Outcome]], name: str, base_url: str,
-                chunks: int) -> float:
+async def timed(
+    fn: Callable[[str, int], Awaitable[Outcome]], name: str, base_url: str, chunks: int
+) -> float:
     gc.collect()
     t0 = time.perf_counter()
     outcome = await fn(base_url, chunks)
@@ -303,9 +336,16 @@ async def timed(fn: Callable[[str, int], Awaitable[Outcome]], name: str, base_ur
     return elapsed
 
 
-async def measure(server: FastServer, name: str, label: str,
-                  fn: Callable[[str, int], Awaitable[Outcome]], chunks: int,
-                  repeats: int, *, warm_up: bool = True) -> Result:
+async def measure(
+    server: FastServer,
+    name: str,
+    label: str,
+    fn: Callable[[str, int], Awaitable[Outcome]],
+    chunks: int,
+    repeats: int,
+    *,
+    warm_up: bool = True,
+) -> Result:
     base_url = server.base_url(chunks)
     print(f"  {label:<40}", end="", flush=True)
     warm = f" warm-up {await timed(fn, name, base_url, chunks):6.2f}s," if warm_up else ""
@@ -316,8 +356,9 @@ async def measure(server: FastServer, name: str, label: str,
     return result
 
 
-async def measure_litellm(server: FastServer, chunks: int, repeats: int,
-                          forced: int | None = None) -> Result:
+async def measure_litellm(
+    server: FastServer, chunks: int, repeats: int, forced: int | None = None
+) -> Result:
     label = "litellm acompletion"
     try:
         _import_litellm()
@@ -334,11 +375,12 @@ async def measure_litellm(server: FastServer, chunks: int, repeats: int,
     probe_s = await timed(run_litellm, "litellm", server.base_url(probe), probe)
     estimate = probe_s * chunks / probe
     if chunks > probe and estimate > LITELLM_BUDGET_S:
-        note = (f"on {probe:,} chunks, not {chunks:,}: one full run would take "
-                f"~{estimate:.0f}s (> {LITELLM_BUDGET_S:.0f}s budget)")
+        note = (
+            f"on {probe:,} chunks, not {chunks:,}: one full run would take "
+            f"~{estimate:.0f}s (> {LITELLM_BUDGET_S:.0f}s budget)"
+        )
         print(f"  {label:<40} warm-up {probe_s:.2f}s on {probe:,} chunks: {note}")
-        result = await measure(server, "litellm", label, run_litellm, probe, repeats,
-                               warm_up=False)
+        result = await measure(server, "litellm", label, run_litellm, probe, repeats, warm_up=False)
         result.note = note
         return result
     return await measure(server, "litellm", label, run_litellm, chunks, repeats)
@@ -358,19 +400,30 @@ def profile_toolkit(server: FastServer, chunks: int, top: int = 25) -> str:
     total = sum(v[2] for v in raw.values()) or 1.0
     groups: dict[str, float] = {}
     for (filename, _, _), v in raw.items():
-        key = ("toolkit" if "/toolkit/" in filename else
-               "httpx2/httpcore2/h11/anyio" if any(x in filename for x in
-                                                   ("httpx2", "httpcore2", "/h11/", "anyio"))
-               else "asyncio" if "asyncio" in filename
-               else "builtins (C: orjson.loads, dict.get, ...)" if filename == "~"
-               else "other")
+        key = (
+            "toolkit"
+            if "/toolkit/" in filename
+            else "httpx2/httpcore2/h11/anyio"
+            if any(x in filename for x in ("httpx2", "httpcore2", "/h11/", "anyio"))
+            else "asyncio"
+            if "asyncio" in filename
+            else "builtins (C: orjson.loads, dict.get, ...)"
+            if filename == "~"
+            else "other"
+        )
         groups[key] = groups.get(key, 0.0) + v[2]
     out.write("Own time by group (profiled run; cProfile inflates per-call costs):\n")
     for key, t in sorted(groups.items(), key=lambda kv: -kv[1]):
         out.write(f"  {t / total:6.1%}  {t:6.3f}s  {key}\n")
     out.write("Toolkit functions, own time:\n")
-    mine = sorted(((v[2], f"{Path(f).relative_to(ROOT)}:{fn}", v[0]) for (f, _, fn), v
-                   in raw.items() if "/toolkit/" in f), reverse=True)
+    mine = sorted(
+        (
+            (v[2], f"{Path(f).relative_to(ROOT)}:{fn}", v[0])
+            for (f, _, fn), v in raw.items()
+            if "/toolkit/" in f
+        ),
+        reverse=True,
+    )
     for t, where, calls in mine[:8]:
         out.write(f"  {t / total:6.1%}  {t:6.3f}s  {calls:>8} calls  {where}\n")
     out.write("\n")
@@ -394,15 +447,19 @@ def versions() -> str:
 
 
 def table(results: list[Result], toolkit: Result) -> list[str]:
-    rows = ["| client | chunks | best s | chunks/s (best) | chunks/s (median) | toolkit / client |",
-            "|---|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| client | chunks | best s | chunks/s (best) | chunks/s (median) | toolkit / client |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         if r.skipped:
             rows.append(f"| {r.label} | - | - | skipped: {r.skipped} | - | - |")
             continue
         ratio = toolkit.rate / r.rate
-        rows.append(f"| {r.label} | {r.chunks:,} | {r.best:.3f} | {r.rate:,.0f} | "
-                    f"{r.median_rate:,.0f} | {ratio:.2f}x |")
+        rows.append(
+            f"| {r.label} | {r.chunks:,} | {r.best:.3f} | {r.rate:,.0f} | "
+            f"{r.median_rate:,.0f} | {ratio:.2f}x |"
+        )
     return rows
 
 
@@ -413,13 +470,17 @@ def verdicts(by: dict[str, Result]) -> tuple[list[str], bool]:
     r_min = tk.rate / by["minimal"].rate
     met = r_min >= TARGET_MINIMAL
     ok &= met
-    lines.append(f"- toolkit / minimal httpx2 parser: **{r_min:.2f}** "
-                 f"(target >= {TARGET_MINIMAL}): {'met' if met else 'NOT met'}")
+    lines.append(
+        f"- toolkit / minimal httpx2 parser: **{r_min:.2f}** "
+        f"(target >= {TARGET_MINIMAL}): {'met' if met else 'NOT met'}"
+    )
     r_oa = tk.rate / by["openai"].rate
     met = r_oa >= TARGET_OPENAI
     ok &= met
-    lines.append(f"- toolkit / openai SDK: **{r_oa:.2f}x** "
-                 f"(target >= {TARGET_OPENAI:g}x): {'met' if met else 'NOT met'}")
+    lines.append(
+        f"- toolkit / openai SDK: **{r_oa:.2f}x** "
+        f"(target >= {TARGET_OPENAI:g}x): {'met' if met else 'NOT met'}"
+    )
     lit = by.get("litellm")
     if lit is not None and not lit.skipped:
         extra = f" ({lit.note})" if lit.note else ""
@@ -428,18 +489,23 @@ def verdicts(by: dict[str, Result]) -> tuple[list[str], bool]:
         lines.append(f"- litellm: skipped ({lit.skipped})")
     sock, raw = by.get("socket"), by.get("raw")
     if sock is not None:
-        lines.append(f"- server ceiling (bare asyncio socket, raw bytes): {sock.rate:,.0f} "
-                     f"chunks/s = {sock.rate / tk.rate:.0f}x the toolkit's rate: the server is "
-                     "not the bottleneck")
+        lines.append(
+            f"- server ceiling (bare asyncio socket, raw bytes): {sock.rate:,.0f} "
+            f"chunks/s = {sock.rate / tk.rate:.0f}x the toolkit's rate: the server is "
+            "not the bottleneck"
+        )
     if raw is not None:
-        lines.append(f"- httpx2 transport alone (`aiter_raw`, no decoding or parsing): "
-                     f"{raw.rate:,.0f} chunks/s: receiving the bytes through httpx2 is "
-                     f"{raw.best / tk.best:.0%} of the toolkit's time")
+        lines.append(
+            f"- httpx2 transport alone (`aiter_raw`, no decoding or parsing): "
+            f"{raw.rate:,.0f} chunks/s: receiving the bytes through httpx2 is "
+            f"{raw.best / tk.best:.0%} of the toolkit's time"
+        )
     return lines, ok
 
 
-def section(results: list[Result], by: dict[str, Result], chunks: int, repeats: int,
-            argv: list[str]) -> str:
+def section(
+    results: list[Result], by: dict[str, Result], chunks: int, repeats: int, argv: list[str]
+) -> str:
     verdict_lines, ok = verdicts(by)
     cmd = "python bench/stream_throughput.py" + ("" if not argv else " " + " ".join(argv))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -479,8 +545,9 @@ def write_results(text: str, path: Path = RESULTS) -> None:
     if start is None:
         new = old.rstrip("\n") + "\n\n" + text
     else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
         tail = "".join(lines[end:])
         new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
     path.write_text(new.rstrip("\n") + "\n")
@@ -496,15 +563,17 @@ async def run_all(server: FastServer, args: argparse.Namespace) -> list[Result]:
     expected_body_len(n)  # cached before any timing
     outcome = await run_toolkit(base, n, count_deltas=True)
     check("toolkit", outcome, n)
-    print(f"  toolkit check: record ok, {outcome.deltas:,} text deltas, "
-          f"{len(outcome.text):,} characters")
+    print(
+        f"  toolkit check: record ok, {outcome.deltas:,} text deltas, "
+        f"{len(outcome.text):,} characters"
+    )
     results = [
-        await measure(server, "socket", "(reference) asyncio socket, raw bytes", run_socket,
-                      n, k),
+        await measure(server, "socket", "(reference) asyncio socket, raw bytes", run_socket, n, k),
         await measure(server, "raw", "(reference) httpx2 raw bytes", run_raw, n, k),
         await measure(server, "toolkit", "toolkit Runner.run (whole path)", run_toolkit, n, k),
-        await measure(server, "minimal", "minimal httpx2 + EventSource + orjson", run_minimal,
-                      n, k),
+        await measure(
+            server, "minimal", "minimal httpx2 + EventSource + orjson", run_minimal, n, k
+        ),
         await measure(server, "openai", "openai SDK AsyncOpenAI", run_openai, n, k),
     ]
     if not args.no_litellm:
@@ -517,20 +586,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up")
     parser.add_argument("--no-litellm", action="store_true", help="skip litellm")
-    parser.add_argument("--litellm-chunks", type=int, default=None,
-                        help=f"chunks for litellm (default: --chunks, or {LITELLM_FALLBACK_CHUNKS:,} "
-                        f"if one full run would exceed {LITELLM_BUDGET_S:.0f}s)")
+    parser.add_argument(
+        "--litellm-chunks",
+        type=int,
+        default=None,
+        help=f"chunks for litellm (default: --chunks, or "
+        f"{LITELLM_FALLBACK_CHUNKS:,} if one full run would exceed "
+        f"{LITELLM_BUDGET_S:.0f}s)",
+    )
     parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
-    parser.add_argument("--profile", action="store_true",
-                        help="also cProfile one toolkit run and print the top functions")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also cProfile one toolkit run and print the top functions",
+    )
     args = parser.parse_args(argv)
     argv_used = sys.argv[1:] if argv is None else argv
 
-    print(f"stream_throughput: {args.chunks:,} chunks, warm-up + best of {args.repeats}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"stream_throughput: {args.chunks:,} chunks, warm-up + best of {args.repeats}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     with FastServer(args.chunks) as server:
-        print(f"  server: bench/fast_server.py pid {server.proc.pid if server.proc else '?'} "
-              f"on 127.0.0.1:{server.port}")
+        print(
+            f"  server: bench/fast_server.py pid {server.proc.pid if server.proc else '?'} "
+            f"on 127.0.0.1:{server.port}"
+        )
         results = asyncio.run(run_all(server, args))
         profile = profile_toolkit(server, args.chunks) if args.profile else ""
     by = {r.name: r for r in results}
@@ -544,8 +625,15 @@ def main(argv: list[str] | None = None) -> int:
     if profile:
         print("\ncProfile of one toolkit run:\n" + profile)
     if not args.no_results:
-        write_results(section(results, by, args.chunks, args.repeats,
-                              [a for a in argv_used if a not in ("--profile",)]))
+        write_results(
+            section(
+                results,
+                by,
+                args.chunks,
+                args.repeats,
+                [a for a in argv_used if a not in ("--profile",)],
+            )
+        )
         print(f"\nwrote the '{SECTION}' section of {RESULTS.relative_to(ROOT)}")
     return 0
 

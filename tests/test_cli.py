@@ -42,3 +42,33 @@ def test_user_errors_exit_2_with_the_fix(tmp_path: Path) -> None:
     out = streambench("show", "no-such-run", cwd=tmp_path)
     assert out.returncode == 2
     assert "no store at" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sim_command_serves_the_openai_sdk(tmp_path: Path) -> None:
+    import socket
+
+    import openai
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "sim", "--port", str(port), "--speed", "50"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # uvicorn says when it listens
+            if "Uvicorn running on" in line:
+                break
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused",
+                               max_retries=5)
+        models = {m.id for m in client.models.list()}
+        assert "gpt-5-mini" in models
+        reply = client.chat.completions.create(
+            model="claude-sonnet-4.5", messages=[{"role": "user", "content": "hello"}]
+        )
+        assert reply.choices[0].finish_reason == "stop"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -211,3 +211,39 @@ def test_concurrency_is_bounded_per_model(sim_url: str) -> None:
     )
     assert len(run.records) == 6
     assert counter.overall_peak == 1
+
+
+def test_key_echoed_by_the_provider_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx2
+
+    secret = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+    monkeypatch.setenv("SB_ECHO_KEY", secret)
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        key = request.headers["authorization"].removeprefix("Bearer ")
+        return httpx2.Response(401, json={"error": {"message": f"Incorrect API key: {key}"}})
+
+    async def go() -> CallRecord:
+        async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
+            runner = Runner(run_id="r", client=client)
+            model = tk.Model("m", base_url="http://127.0.0.1:9/v1", api_key_env="SB_ECHO_KEY")
+            return (await runner.run([Cell(PROMPT, model, 0)]))[0]
+
+    record = asyncio.run(go())
+    assert record.error_kind == "auth" and record.attempts == 1
+    assert "Incorrect API key" in (record.error_message or "")
+    assert secret not in record.model_dump_json()
+    assert secret[:12] not in (record.error_message or "")
+
+
+def test_a_broken_observer_does_not_lose_the_call(sim_url: str) -> None:
+    class Broken:
+        def on_event(self, cell: Cell, event: Event) -> None:
+            raise ValueError("display exploded")
+
+        def on_record(self, cell: Cell, record: CallRecord) -> None:
+            raise ValueError("display exploded")
+
+    with pytest.warns(RuntimeWarning, match="display exploded"):
+        record = call(sim_model("good", sim_url), observers=[Broken()])
+    assert record.status == "ok" and record.passed

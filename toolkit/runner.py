@@ -13,6 +13,7 @@ import math
 import random
 import time
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -181,7 +182,10 @@ class Runner:
         if self.store is not None:
             self.store.add(record)
         for observer in self.observers:
-            observer.on_record(cell, record)
+            try:
+                observer.on_record(cell, record)
+            except Exception as exc:  # a broken display must not lose the run
+                _observer_failed(observer, exc)
 
     def _messages(self, cell: Cell, schema: validate.Schema | None) -> list[dict[str, Any]]:
         system = self.system
@@ -242,7 +246,10 @@ class Runner:
                 elif kind == "error":
                     att.error = event  # type: ignore[assignment]
                 for observer in observers:
-                    observer.on_event(cell, event)
+                    try:
+                        observer.on_event(cell, event)
+                    except Exception as exc:  # a broken display must not lose the call
+                        _observer_failed(observer, exc)
             if att.error is None:
                 return
             if not att.error.retryable or number > self.retry.retries:
@@ -286,10 +293,9 @@ class Runner:
         model = cell.model
         end = time.monotonic()
         last = attempts[-1] if attempts else _Attempt()
-        messages_text = "".join(
-            str(m.get("content", "")) for m in cell.task.to_messages(self.system)
-        )
-        prompt_tokens = estimate_tokens(messages_text)
+        schema = self._schema_for(cell)
+        messages = self._messages(cell, schema)
+        prompt_tokens = estimate_tokens("".join(str(m.get("content", "")) for m in messages))
         usages = [self._usage_of(a, prompt_tokens) for a in attempts]
         cost, cost_source = pricing.price_call(model, usages)
         estimated = any(not u.reported and (u.input_tokens or u.output_tokens) for u in usages)
@@ -330,7 +336,6 @@ class Runner:
         ):
             tokens_per_s = out_tokens_last / (last.last_t - last.first_t)
 
-        schema = self._schema_for(cell)
         valid, errors, parsed = validate.check(text, schema) if status == "ok" else (None, [], None)
         if valid and last.finish == "length":
             valid, errors = False, ["(root): answer cut by max_tokens (finish_reason=length)"]
@@ -377,6 +382,22 @@ class Runner:
             reasoning_text="".join(last.reasoning),
             expected=expected,
         )
+
+
+_failed_observers: set[int] = set()
+
+
+def _observer_failed(observer: object, exc: Exception) -> None:
+    """Warn once per observer that raised; the run goes on without its display."""
+    if id(observer) in _failed_observers:
+        return
+    _failed_observers.add(id(observer))
+    warnings.warn(
+        f"observer {type(observer).__name__} raised {type(exc).__name__}: {exc}; "
+        "the run continues and every call is still logged",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 
 def _key_value(model: Model) -> str | None:

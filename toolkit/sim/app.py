@@ -28,7 +28,7 @@ def _prompt_key(messages: list[dict[str, Any]]) -> str:
     return last.strip() if isinstance(last, str) else orjson.dumps(last).decode()
 
 
-def _price(profile: Profile, model_id: str) -> tuple[float, float] | None:
+def _price(profile: Profile) -> tuple[float, float] | None:
     if profile.price_in is not None and profile.price_out is not None:
         return profile.price_in, profile.price_out
     return None
@@ -120,7 +120,7 @@ def _usage(
         "prompt_tokens_details": {"cached_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
     }
-    price = _price(profile, model_id)
+    price = _price(profile)
     if profile.report_cost and price is not None:
         usage["cost"] = round((prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6, 10)
     return usage
