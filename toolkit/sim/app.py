@@ -230,20 +230,23 @@ def create_app(
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            return (
-                b"data: "
-                + orjson.dumps(
-                    {
-                        "id": chunk_id,
-                        "object": "chat.completion.chunk",
-                        "created": created,
-                        "model": model_id,
-                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-                    }
-                )
-                + b"\n\n"
+        def chunk(
+            delta: dict[str, Any] | None, finish_reason: str | None = None, **extra: Any
+        ) -> bytes:
+            choices = (
+                []
+                if delta is None
+                else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
             )
+            obj = {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model_id,
+                "choices": choices,
+                **extra,
+            }
+            return b"data: " + orjson.dumps(obj) + b"\n\n"
 
         async def events() -> AsyncIterator[bytes]:
             rng = plan.rng
@@ -281,20 +284,7 @@ def create_app(
                     profile,
                     model_id,
                 )
-                yield (
-                    b"data: "
-                    + orjson.dumps(
-                        {
-                            "id": chunk_id,
-                            "object": "chat.completion.chunk",
-                            "created": created,
-                            "model": model_id,
-                            "choices": [],
-                            "usage": usage,
-                        }
-                    )
-                    + b"\n\n"
-                )
+                yield chunk(None, usage=usage)
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(
