@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import sys
 
 CONTENT = "tok "
 _PATH_N = re.compile(rb"^/n(\d+)(/|$)")
@@ -124,4 +123,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

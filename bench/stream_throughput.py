@@ -151,10 +151,10 @@ async def run_openai(base_url: str, chunks: int) -> Outcome:
 
     parts: list[str] = []
     async with openai.AsyncOpenAI(base_url=base_url, api_key="x") as client:
-        stream = await client.chat.completions.create(
+        stream = await client.chat.completions.create(  # type: ignore[call-overload]
             model="bench-model",
             messages=MESSAGES,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
             stream_options={"include_usage": True},
         )
         async for chunk in stream:
@@ -264,7 +264,7 @@ def _import_litellm() -> object:
         # litellm aborts a stream that repeats one chunk 100 times in a row ("the model is
         # repeating the same chunk"); every chunk here is "tok ", so lift that limit. The check
         # still runs on every chunk, so its cost stays in the measurement.
-        litellm.REPEATED_STREAMING_CHUNK_LIMIT = 1 << 62
+        litellm.REPEATED_STREAMING_CHUNK_LIMIT = 1 << 62  # type: ignore[attr-defined]
         _litellm_ready = True
     return litellm
 
@@ -379,7 +379,7 @@ async def measure_litellm(
             f"on {probe:,} chunks, not {chunks:,}: one full run would take "
             f"~{estimate:.0f}s (> {LITELLM_BUDGET_S:.0f}s budget)"
         )
-        print(f"  {label:<40} warm-up {probe_s:.2f}s on {probe:,} chunks: {note}")
+        print(f"  {label:<40} warm-up {probe_s:.2f}s ({note})")
         result = await measure(server, "litellm", label, run_litellm, probe, repeats, warm_up=False)
         result.note = note
         return result
@@ -483,8 +483,8 @@ def verdicts(by: dict[str, Result]) -> tuple[list[str], bool]:
     )
     lit = by.get("litellm")
     if lit is not None and not lit.skipped:
-        extra = f" ({lit.note})" if lit.note else ""
-        lines.append(f"- toolkit / litellm: **{tk.rate / lit.rate:.2f}x** (no target){extra}")
+        extra = f"; {lit.note}" if lit.note else ""
+        lines.append(f"- toolkit / litellm: **{tk.rate / lit.rate:.2f}x** (no target{extra})")
     elif lit is not None:
         lines.append(f"- litellm: skipped ({lit.skipped})")
     sock, raw = by.get("socket"), by.get("raw")
