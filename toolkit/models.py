@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +33,11 @@ class Model:
         extra_body: extra fields merged into each request body.
         concurrency: most calls in flight to this model at once (default: no own limit).
         price_cached: USD per 1M cached input tokens with ``price_in`` (default: ``price_in``).
+        hourly_usd: price calls by the machine time they used instead of by tokens
+            (``cost_source="compute"``), for self-hosted models.
+        structured: when a schema is given, ask the endpoint for schema-constrained output
+            (``response_format: json_schema``); on for local llama.cpp models.
+        server: the local server behind this model (set by ``tk.Model.local``).
     """
 
     name: str
@@ -48,6 +53,9 @@ class Model:
     extra_body: dict[str, Any] | None = field(default=None, hash=False)
     concurrency: int | None = None
     price_cached: float | None = None
+    hourly_usd: float | None = None
+    structured: bool = False
+    server: Any = field(default=None, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -93,6 +101,38 @@ class Model:
                     "environment "
                     "variable that holds the key with api_key_env='...'."
                 )
+
+    @classmethod
+    def local(
+        cls,
+        name: str,
+        *,
+        threads: int = 1,
+        ctx: int = 4096,
+        parallel: int = 1,
+        hourly_usd: float | None = None,
+        **options: Any,
+    ) -> Model:
+        """A real local model served by llama.cpp on loopback, started now (or reused).
+
+        Args:
+            name: ``"smollm2-135m"`` or ``"gemma3-270m"`` (``streambench local list``).
+            threads: CPU threads for the server (1 suits a 2-core machine with two servers).
+            ctx: context size in tokens, shared by the parallel slots.
+            parallel: requests the server decodes at once (also the model's concurrency).
+            hourly_usd: price calls by machine time; default free (price 0).
+            **options: other ``tk.Model`` arguments (``alias=``, ``max_tokens=``...).
+        """
+        from . import local
+
+        model: Model = local.model(
+            name, threads=threads, ctx=ctx, parallel=parallel, hourly_usd=hourly_usd, **options
+        )
+        return model
+
+    def with_options(self, **changes: Any) -> Model:
+        """A copy with some arguments changed: ``model.with_options(max_tokens=64)``."""
+        return replace(self, **changes)
 
     @property
     def endpoint(self) -> str:

@@ -1,9 +1,10 @@
 """What a call costs: the provider's reported cost, explicit prices, or genai-prices' data.
 
-Rules (see DESIGN.md): a cost the provider reports (``usage.cost``) wins; ``price_in`` /
-``price_out`` on the model override the price data; otherwise genai-prices looks the model up,
-with cached input tokens priced as cached. A model nobody can price is ``unpriced`` (cost None),
-with one warning per model.
+Rules (see DESIGN.md): a model priced by the hour (``hourly_usd``, self-hosted) costs the
+machine time its attempts used (``compute``); otherwise a cost the provider reports
+(``usage.cost``) wins; ``price_in`` / ``price_out`` on the model override the price data;
+otherwise genai-prices looks the model up, with cached input tokens priced as cached. A model
+nobody can price is ``unpriced`` (cost None), with one warning per model.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 
 from .models import LOOPBACK_HOSTS, Model
 
-CostSource = Literal["reported", "priced", "estimated", "unpriced"]
+CostSource = Literal["reported", "priced", "estimated", "unpriced", "compute"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class AttemptUsage:
     reasoning_tokens: int = 0
     reported: bool = False
     reported_cost: float | None = None
+    seconds: float = 0.0
 
 
 class UnpricedModelWarning(UserWarning):
@@ -104,6 +106,8 @@ def price_attempt(model: Model, usage: AttemptUsage) -> float | None:
 
 def price_call(model: Model, attempts: list[AttemptUsage]) -> tuple[float | None, CostSource]:
     """Total USD over every billed attempt of one call, and where the figure came from."""
+    if model.hourly_usd is not None:  # self-hosted: the machine time every attempt used
+        return sum(u.seconds for u in attempts) * model.hourly_usd / 3600, "compute"
     total = 0.0
     sources: set[str] = set()
     for usage in attempts:

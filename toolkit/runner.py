@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import httpx2
 
 from . import pricing, validate
-from .errors import ErrorKind, redact
+from .errors import ErrorKind, ProviderError, redact
 from .events import Event, StreamError
 from .models import Model
 from .pricing import AttemptUsage
@@ -96,6 +96,8 @@ class _Attempt:
     first_t: float | None = None
     last_t: float | None = None
     started: bool = False
+    t_start: float = 0.0
+    t_end: float = 0.0
     request_id: str | None = None
     response_id: str | None = None
     usage: Any = None
@@ -204,19 +206,36 @@ class Runner:
         headers = dict(model.headers or {})
         if key:
             headers["authorization"] = f"Bearer {key}"
+        schema = self._schema_for(cell)
+        response_format = None
+        if schema is not None and model.structured:
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": schema.name, "schema": schema.json_schema},
+            }
         body = openai_chat.build_body(
             model.wire_model,
-            self._messages(cell, self._schema_for(cell)),
+            self._messages(cell, schema),
             max_tokens=model.max_tokens,
             temperature=model.temperature,
+            response_format=response_format,
             extra_body=model.extra_body,
         )
         url = f"{model.endpoint}/chat/completions"
         timeout = httpx2.Timeout(model.timeout)
         observers = self.observers
         for number in range(1, self.retry.retries + 2):
-            att = _Attempt()
+            att = _Attempt(t_start=time.monotonic())
             attempts.append(att)
+            if model.server is not None:  # a local server that died comes back before the call
+                try:
+                    await asyncio.to_thread(model.server.ensure_running)
+                except ProviderError as exc:
+                    att.error = StreamError(
+                        exc.kind, exc.message, False, call_id=cell.call_id, t=time.monotonic()
+                    )
+                    att.t_end = time.monotonic()
+                    return
             async for event in openai_chat.stream(
                 client, url, headers, body, call_id=cell.call_id, attempt=number, timeout=timeout
             ):
@@ -250,6 +269,7 @@ class Runner:
                         observer.on_event(cell, event)
                     except Exception as exc:  # a broken display must not lose the call
                         _observer_failed(observer, exc)
+            att.t_end = time.monotonic()
             if att.error is None:
                 return
             if not att.error.retryable or number > self.retry.retries:
@@ -262,6 +282,7 @@ class Runner:
     def _usage_of(self, att: _Attempt, prompt_tokens: int) -> AttemptUsage:
         """What one attempt would be billed for: reported usage, else an estimate."""
         u = att.usage
+        seconds = max(0.0, att.t_end - att.t_start)
         if u is not None and (u.input_tokens is not None or u.output_tokens is not None):
             return AttemptUsage(
                 input_tokens=u.input_tokens or 0,
@@ -270,15 +291,17 @@ class Runner:
                 reasoning_tokens=u.reasoning_tokens or 0,
                 reported=True,
                 reported_cost=u.cost_usd,
+                seconds=seconds,
             )
         if u is not None and u.cost_usd is not None:
-            return AttemptUsage(reported=True, reported_cost=u.cost_usd)
+            return AttemptUsage(reported=True, reported_cost=u.cost_usd, seconds=seconds)
         if not att.started or (
             att.deltas == 0 and att.error is not None and att.error.status is not None
         ):
-            return AttemptUsage()  # refused before generation (4xx/5xx): nothing billed
+            # refused before generation (4xx/5xx): nothing billed
+            return AttemptUsage(seconds=seconds)
         # The stream began: the provider bills the prompt and what it generated.
-        return AttemptUsage(input_tokens=prompt_tokens, output_tokens=att.deltas)
+        return AttemptUsage(input_tokens=prompt_tokens, output_tokens=att.deltas, seconds=seconds)
 
     def _record(
         self,
@@ -319,6 +342,9 @@ class Runner:
             error_kind, message = "truncated", "stream ended without a finish reason"
         status: Status = "ok" if error_kind is None else "error"
         if message is not None:
+            server = model.server
+            if server is not None and not server.alive():
+                message += f"\nthe local server died; its last log lines:\n{server.last_log()}"
             message = redact(message, [k for k in [_key_value(model)] if k])
 
         text = "".join(last.text)
