@@ -171,3 +171,37 @@ def test_not_installed_names_the_command(monkeypatch: pytest.MonkeyPatch) -> Non
         tk.Model.local("smollm2-135m")
     with pytest.raises(tk.UserError, match="smollm2-135m"):
         tk.Model.local("no-such-model")
+
+
+def test_demo_real_streams_both_models(installed: None, tmp_path: os.PathLike[str]) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tasks = Path(tmp_path) / "tiny.jsonl"
+    tasks.write_text(
+        '{"id": "a", "prompt": "What is 2 + 3? Reply with the number only.", "expected": 5}\n'
+        '{"id": "b", "prompt": "What is 10 - 4? Reply with the number only.", "expected": 6}\n',
+        encoding="utf-8",
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "toolkit",
+            "demo",
+            "--real",
+            "--dataset",
+            str(tasks),
+            "--max-tokens",
+            "16",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    for name in local.CATALOG:
+        assert name in out.stdout
+    assert "cost per success" in out.stdout and "4 calls" in out.stdout

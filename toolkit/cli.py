@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
@@ -14,37 +15,47 @@ from .errors import ToolkitError
 def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from . import sim
     from .api import run
-    from .console import ProgressObserver, failures_table, summary_table
+    from .console import LiveDisplay, failures_table, summary_table
     from .frame import summarize
     from .tasks import load_tasks
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     tasks = load_tasks(args.dataset)
     started = time.monotonic()
-    with sim.serve(seed=args.seed, speed=args.speed) as base_url:
-        models = sim.models(base_url)
+    with contextlib.ExitStack() as stack:
+        if args.real:
+            from . import local
+            from .models import Model
+
+            local.install(echo=lambda line: console.print(f"[dim]{line}[/]"))
+            stack.callback(local.stop_all)
+            models = [
+                Model.local(name, max_tokens=args.max_tokens, temperature=0.0)
+                for name in local.CATALOG
+            ]
+            where = "real local models (llama.cpp, 1 thread each)"
+        else:
+            from . import sim
+
+            base_url = stack.enter_context(sim.serve(seed=args.seed, speed=args.speed))
+            models = sim.models(base_url)
+            where = f"the simulator at {base_url} (some 429s, 5xx and cut streams are injected)"
         console.print(
-            f"[bold]streambench demo[/]: {len(tasks)} tasks x {len(models)} simulated "
-            f"models x {args.repeats} repeat(s), simulator at {base_url}"
-        )
-        console.print(
-            "models: "
-            + ", ".join(m.name for m in models)
-            + "  (simulated: some 429s, 5xx and cut streams are injected)"
+            f"[bold]streambench demo[/]: {len(tasks)} tasks x {len(models)} models "
+            f"x {args.repeats} repeat(s) on {where}"
         )
         total = len(tasks) * len(models) * args.repeats
-        with ProgressObserver(total, console) as progress:
+        with LiveDisplay([m.name for m in models], total, console) as live:
             result = run(
                 tasks,
                 models,
                 repeats=args.repeats,
                 concurrency=args.concurrency,
                 store=args.store,
-                observers=[progress],
+                observers=[live],
                 seed=args.seed,
-                name="demo",
+                name="demo-real" if args.real else "demo",
             )
     df = result.df
     console.print(summary_table(summarize(df), title=f"Run {result.run_id}"))
@@ -164,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=1.0, help="simulator speed-up (2 = twice as fast)"
     )
     demo.add_argument("--store", default="streambench.db", help="SQLite file to log to")
+    demo.add_argument(
+        "--real",
+        action="store_true",
+        help="use real local models (llama.cpp; installs them if needed)",
+    )
+    demo.add_argument(
+        "--max-tokens", type=int, default=64, help="output bound per answer for --real (default 64)"
+    )
     demo.set_defaults(func=_demo)
 
     sim = sub.add_parser("sim", help="serve the OpenAI-compatible simulator on 127.0.0.1")

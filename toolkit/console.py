@@ -132,3 +132,79 @@ def failures_table(df: pd.DataFrame, limit: int = 8) -> Table | None:
             str(row["error_message"])[:80],
         )
     return table
+
+
+class LiveDisplay:
+    """Terminal panels, one per model, showing each model's current answer as it streams.
+
+    Model output is shown as plain text (``rich.text.Text``), never interpreted as markup.
+    """
+
+    def __init__(
+        self, models: list[str], total: int, console: Console | None = None, tail_chars: int = 360
+    ) -> None:
+        self.console = console or Console()
+        self.models = models
+        self.total = total
+        self.tail_chars = tail_chars
+        self.text: dict[str, list[str]] = {m: [] for m in models}
+        self.task: dict[str, str] = dict.fromkeys(models, "")
+        self.footer: dict[str, str] = dict.fromkeys(models, "waiting")
+        self.done = self.passed = self.errors = self.retries = 0
+        self.spend = 0.0
+        self._live: Any = None
+
+    def __enter__(self) -> LiveDisplay:
+        from rich.live import Live
+
+        self._live = Live(self, console=self.console, refresh_per_second=8, transient=False)
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._live.__exit__(*exc)
+
+    def on_event(self, cell: Cell, event: Event) -> None:
+        name = cell.model.name
+        if event.kind == "started":
+            self.text[name] = []
+            self.task[name] = cell.task.id
+            self.footer[name] = "streaming"
+        elif event.kind == "text":
+            self.text[name].append(event.text)
+
+    def on_record(self, cell: Cell, record: CallRecord) -> None:
+        self.done += 1
+        self.passed += record.passed
+        self.errors += record.status == "error"
+        self.retries += max(0, record.attempts - 1)
+        self.spend += record.cost_usd or 0.0
+        verdict = "passed" if record.passed else (record.error_kind or "failed")
+        speed = f"{record.tokens_per_s:.0f} tok/s" if record.tokens_per_s else "-"
+        ttft = f"TTFT {record.ttft_s:.2f}s" if record.ttft_s is not None else "TTFT -"
+        self.footer[cell.model.name] = f"{record.task_id}: {verdict}  {ttft}  {speed}"
+
+    def __rich__(self) -> Any:
+        from rich.columns import Columns
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.text import Text
+
+        width = max(30, (self.console.width - 4) // max(1, min(len(self.models), 3)) - 2)
+        panels = []
+        for name in self.models:
+            body = "".join(self.text[name])[-self.tail_chars :]
+            panels.append(
+                Panel(
+                    Text(body or " "),
+                    title=Text(f"{name}  {self.task[name]}"),
+                    subtitle=Text(self.footer[name]),
+                    width=width,
+                    height=9,
+                )
+            )
+        status = Text(
+            f"calls {self.done}/{self.total}  passed {self.passed}  errors "
+            f"{self.errors}  retries {self.retries}  spend ${self.spend:.4f}"
+        )
+        return Group(Columns(panels), status)
