@@ -297,8 +297,8 @@ def load(run_id: str, store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
         if run_id not in db.run_ids():
             known = db.run_ids()[-5:]
             raise ConfigError(
-                f"no run {run_id!r} in {str(store)!r}; recent runs: {known}. "
-                "See tk.runs() for the full list."
+                f"no run {run_id!r} in {str(store)!r}; recent runs: {known}. List them all "
+                "with tk.runs() (or `streambench runs --store PATH`)."
             )
         return to_frame(db.records(run_id))
     finally:
@@ -308,6 +308,6 @@ def load(run_id: str, store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
 def _require_store(store: str | Path) -> None:
     if str(store) != ":memory:" and not Path(store).exists():
         raise ConfigError(
-            f"no store at {str(store)!r}; runs are logged to ./{DEFAULT_STORE} by "
-            "default, or pass store='path/to/file.db'."
+            f"no store at {str(store)!r}; runs are logged to ./{DEFAULT_STORE} by default. "
+            "Name the file you logged to: store='path/to/file.db' (or `--store PATH`)."
         )

@@ -57,21 +57,30 @@ def _demo(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 name="demo-real" if args.real else "demo",
             )
+    console.print()
     df = result.df
-    console.print(summary_table(summarize(df), title=f"Run {result.run_id}"))
+    console.print(summary_table(summarize(df), title=f"Run {result.run_id}", width=console.width))
     failed = failures_table(df)
     if failed is not None:
         console.print(failed)
     retried = int((df["attempts"] > 1).sum())
+    retries = int((df["attempts"] - 1).sum())
     console.print(
-        f"{len(df)} calls, {retried} needed retries, "
+        f"{len(df)} calls: {retried} retried ({retries} retries in all), "
         f"{int((df['status'] == 'error').sum())} failed; wall time "
         f"{time.monotonic() - started:.1f}s"
     )
+    if args.speed != 1.0 and not args.real:
+        console.print(
+            f"The simulator ran {args.speed:g}x faster than its profiles: latencies and "
+            "tokens/s are scaled by that."
+        )
     store = Path(result.store_path).resolve() if result.store_path else None
+    console.print(f"Logged to [bold]{store}[/] (run_id {result.run_id}). In Python:")
     console.print(
-        f"Logged to [bold]{store}[/] (run_id {result.run_id}). In Python: "
-        f"tk.load({result.run_id!r}, {str(store)!r}).tk.summary()"
+        f"    tk.load({result.run_id!r}, {str(store)!r}).tk.summary()",
+        soft_wrap=True,
+        highlight=False,
     )
     return 0
 
@@ -93,7 +102,7 @@ def _runs(args: argparse.Namespace) -> int:
     df = runs(args.store)
     table = Table(title=f"Runs in {args.store}", title_justify="left")
     for col in ("run_id", "created_at", "name", "models", "calls", "passed", "cost_usd"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col != "models")
     for _, row in df.iterrows():
         table.add_row(
             row["run_id"],
@@ -104,7 +113,7 @@ def _runs(args: argparse.Namespace) -> int:
             str(row["passed"]),
             f"${row['cost_usd']:.6f}" if row["cost_usd"] == row["cost_usd"] else "n/a",
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     return 0
 
 
@@ -117,7 +126,7 @@ def _show(args: argparse.Namespace) -> int:
 
     df = load(args.run_id, args.store)
     console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(summary_table(summarize(df), title=f"Run {args.run_id}"))
+    console.print(summary_table(summarize(df), title=f"Run {args.run_id}", width=console.width))
     failed = failures_table(df)
     if failed is not None:
         console.print(failed)
@@ -168,9 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the bundled demo on the local simulator (no keys)")
     demo.add_argument("--dataset", default="demo", help="bundled dataset name or JSONL path")
-    demo.add_argument("--repeats", type=int, default=1)
-    demo.add_argument("--concurrency", type=int, default=8)
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--repeats", type=int, default=1, help="times each task is asked (1)")
+    demo.add_argument("--concurrency", type=int, default=8, help="calls in flight at most (8)")
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=7,
+        help="makes the simulator's answers and faults reproducible (7)",
+    )
     demo.add_argument(
         "--speed", type=float, default=1.0, help="simulator speed-up (2 = twice as fast)"
     )
@@ -186,9 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     sim = sub.add_parser("sim", help="serve the OpenAI-compatible simulator on 127.0.0.1")
-    sim.add_argument("--port", type=int, default=8765)
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--speed", type=float, default=1.0)
+    sim.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (8765)")
+    sim.add_argument("--seed", type=int, default=0, help="makes answers and faults reproducible")
+    sim.add_argument(
+        "--speed", type=float, default=1.0, help="divides every delay (10 = ten times faster)"
+    )
     sim.set_defaults(func=_sim)
 
     local = sub.add_parser("local", help="real local models (llama.cpp, from PyPI)")
@@ -200,12 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(func=_local_list)
 
     runs = sub.add_parser("runs", help="list the runs in a store")
-    runs.add_argument("--store", default="streambench.db")
+    runs.add_argument("--store", default="streambench.db", help="SQLite file (streambench.db)")
     runs.set_defaults(func=_runs)
 
     show = sub.add_parser("show", help="print a logged run's summary")
-    show.add_argument("run_id")
-    show.add_argument("--store", default="streambench.db")
+    show.add_argument("run_id", help="a run id from `streambench runs`")
+    show.add_argument("--store", default="streambench.db", help="SQLite file (streambench.db)")
     show.set_defaults(func=_show)
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -77,42 +78,85 @@ def _fmt_s(value: Any) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.2f}s"
 
 
-def summary_table(summary: pd.DataFrame, title: str = "Summary") -> Table:
-    """A rich table of ``df.tk.summary()``, with cost per success."""
-    table = Table(title=title, title_justify="left")
-    for name in (
-        "model",
-        "calls",
-        "passed",
-        "success",
-        "spend",
-        "cost per success",
-        "p50 latency",
-        "p95 latency",
-        "p50 TTFT",
-        "tokens/s",
-        "retries",
-        "errors",
-    ):
-        table.add_column(
-            name, justify="left" if name == "model" else "right", no_wrap=True, min_width=len(name)
+_SUMMARY_COLUMNS: list[tuple[str, Any]] = [
+    ("model", lambda r: str(r["model"])),
+    ("calls", lambda r: str(r["calls"])),
+    ("passed", lambda r: str(r["passed"])),
+    ("success", lambda r: f"{r['success_rate']:.0%}"),
+    ("spend", lambda r: _fmt_usd(r["cost_usd"])),
+    ("cost per success", lambda r: _fmt_usd(r["cost_per_success"])),
+    ("p50 latency", lambda r: _fmt_s(r["p50_latency_s"])),
+    ("p95 latency", lambda r: _fmt_s(r["p95_latency_s"])),
+    ("p50 TTFT", lambda r: _fmt_s(r["p50_ttft_s"])),
+    ("tokens/s", lambda r: "-" if math.isnan(r["tokens_per_s"]) else f"{r['tokens_per_s']:.0f}"),
+    ("retries", lambda r: str(r["retries"])),
+    ("errors", lambda r: str(r["errors"])),
+]
+# What a narrow terminal gives up first; the columns that decide (cost per success) stay.
+_DROP_ORDER = ["p95 latency", "tokens/s", "p50 TTFT", "p50 latency", "passed"]
+
+
+def summary_table(summary: pd.DataFrame, title: str = "Summary", width: int | None = None) -> Table:
+    """A rich table of ``df.tk.summary()``, with cost per success.
+
+    Headers wrap before values do; when ``width`` is given and even the values would not fit,
+    the least deciding columns are left out (and named in the caption), never squeezed into
+    ellipses.
+    """
+    from rich import box
+
+    rows = summary.reset_index().to_dict("records")
+    cells = {name: [fmt(row) for row in rows] for name, fmt in _SUMMARY_COLUMNS}
+    # the widest value, or the longest word of the header, whichever is wider
+    need = {
+        name: max([len(v) for v in values] + [len(w) for w in name.split()])
+        for name, values in cells.items()
+    }
+    dropped: list[str] = []
+    stack_headers = False
+
+    def build(probe: bool = False) -> Table:
+        caption = f"not shown (narrow terminal): {', '.join(dropped)}" if dropped else None
+        table = Table(
+            title=title,
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            caption=caption,
+            caption_justify="left",
         )
-    for row in summary.reset_index().to_dict("records"):
-        table.add_row(
-            str(row["model"]),
-            str(row["calls"]),
-            str(row["passed"]),
-            f"{row['success_rate']:.0%}",
-            _fmt_usd(row["cost_usd"]),
-            _fmt_usd(row["cost_per_success"]),
-            _fmt_s(row["p50_latency_s"]),
-            _fmt_s(row["p95_latency_s"]),
-            _fmt_s(row["p50_ttft_s"]),
-            "-" if math.isnan(row["tokens_per_s"]) else f"{row['tokens_per_s']:.0f}",
-            str(row["retries"]),
-            str(row["errors"]),
-        )
+        kept = [n for n, _ in _SUMMARY_COLUMNS if n not in dropped]
+        for name in kept:
+            # a probe's header is as wide as the column must be: its widest value or word
+            header = "x" * need[name] if probe else name
+            if stack_headers and not probe:
+                header = name.replace(" ", "\n")
+            table.add_column(
+                header,
+                justify="left" if name == "model" else "right",
+                min_width=need[name],
+                no_wrap=probe,
+            )
+        for i in range(len(rows)):
+            table.add_row(*(cells[name][i] for name in kept))
+        return table
+
+    stack_headers = False
+    if width is not None and _natural_width(build()) > width:
+        stack_headers = True  # one word a line before any column is given up
+        for name in _DROP_ORDER:
+            if _natural_width(build(probe=True)) <= width:
+                break
+            dropped.append(name)
+    table = build()
     return table
+
+
+def _natural_width(table: Table) -> int:
+    """How wide ``table`` renders with all the room it wants (no caption or title counted)."""
+    table.caption = table.title = None
+    console = Console(width=10_000, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(table)
+    return max((len(line.rstrip()) for line in console.export_text().splitlines()), default=0)
 
 
 def failures_table(df: pd.DataFrame, limit: int = 8) -> Table | None:
@@ -148,6 +192,8 @@ class LiveDisplay:
         self.total = total
         self.tail_chars = tail_chars
         self.text: dict[str, list[str]] = {m: [] for m in models}
+        # With several calls of one model in flight, its panel follows the latest one.
+        self.current: dict[str, str] = dict.fromkeys(models, "")
         self.task: dict[str, str] = dict.fromkeys(models, "")
         self.footer: dict[str, str] = dict.fromkeys(models, "waiting")
         self.done = self.passed = self.errors = self.retries = 0
@@ -167,10 +213,11 @@ class LiveDisplay:
     def on_event(self, cell: Cell, event: Event) -> None:
         name = cell.model.name
         if event.kind == "started":
+            self.current[name] = cell.call_id
             self.text[name] = []
             self.task[name] = cell.task.id
             self.footer[name] = "streaming"
-        elif event.kind == "text":
+        elif event.kind == "text" and cell.call_id == self.current[name]:
             self.text[name].append(event.text)
 
     def on_record(self, cell: Cell, record: CallRecord) -> None:

@@ -40,10 +40,14 @@ class Task:
         return messages
 
 
+def _bundled_dir() -> Path:
+    return Path(str(resources.files("toolkit._datasets")))
+
+
 def bundled_path(name: str) -> Path | None:
     """The path of a dataset shipped with the package (``"demo"`` -> ``demo.jsonl``), if any."""
-    ref = resources.files("toolkit._datasets").joinpath(f"{name}.jsonl")
-    return Path(str(ref)) if ref.is_file() else None
+    path = _bundled_dir() / f"{name}.jsonl"
+    return path if path.is_file() else None
 
 
 def _from_dict(row: dict[str, Any], index: int, where: str) -> Task:
@@ -108,9 +112,10 @@ def load_tasks(tasks: Any) -> list[Task]:
         path = Path(tasks)
         where_of = str(path)
         if not path.exists():
+            bundled = sorted(p.stem for p in _bundled_dir().glob("*.jsonl"))
             raise DatasetError(
                 f"dataset file {str(path)!r} does not exist; pass a JSONL or CSV path, a list of "
-                "prompts, or a DataFrame."
+                f"prompts, a DataFrame, or a bundled dataset name ({', '.join(bundled)})."
             )
         if path.suffix.lower() == ".csv":
             import pandas as pd

@@ -277,7 +277,7 @@ async def stream(
     except httpx2.TimeoutException as exc:
         yield StreamError(
             "timeout",
-            f"timed out connecting: {type(exc).__name__}",
+            f"timed out connecting to {url}: {type(exc).__name__}",
             True,
             call_id=call_id,
             t=time.monotonic(),
@@ -285,7 +285,11 @@ async def stream(
         return
     except (httpx2.TransportError, OSError) as exc:
         yield StreamError(
-            "network", f"{type(exc).__name__}: {exc}", True, call_id=call_id, t=time.monotonic()
+            "network",
+            f"could not reach {url}: {type(exc).__name__}: {exc}",
+            True,
+            call_id=call_id,
+            t=time.monotonic(),
         )
         return
     try:
@@ -319,9 +323,15 @@ async def _read_response(
                     )
                 except orjson.JSONDecodeError:
                     detail = raw.strip()[:300] or response.reason_phrase
+            message = f"HTTP {response.status_code}: {detail}"
+            if response.status_code == 404:
+                message += (
+                    f" (POST {response.request.url}; check base_url: OpenAI-compatible "
+                    "endpoints usually end in /v1, and the model id must exist there)"
+                )
             yield StreamError(
                 kind,
-                f"HTTP {response.status_code}: {detail}",
+                message,
                 kind in RETRYABLE_KINDS,
                 status=response.status_code,
                 retry_after=parse_retry_after(response.headers),
