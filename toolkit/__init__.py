@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .api import Run, acompare, arun, compare, load, run, runs
+from .api import Run, acompare, arun, load, runs
+from .display import compare, run
 from .errors import (
     ConfigError,
     DatasetError,

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import validate
-from ._sync import run_sync
 from .errors import ConfigError
 from .models import Model, check_models
 from .record import CallRecord
@@ -80,8 +79,13 @@ async def arun(
     seed: int | None = None,
     observers: Sequence[Observer] = (),
     name: str | None = None,
+    run_id: str | None = None,
 ) -> Run:
-    """Async form of :func:`run`."""
+    """Run every task on every model ``repeats`` times, concurrently; log every call.
+
+    The async form of ``tk.run`` (which adds the live display); arguments as there, plus
+    ``run_id`` to choose the id the run is logged under.
+    """
     checked = _check_common(models, concurrency, repeats, retries)
     task_list = load_tasks(tasks)
     compiled = validate.Schema.of(schema)
@@ -102,6 +106,7 @@ async def arun(
         seed=seed,
         observers=observers,
         name=name,
+        run_id=run_id,
     )
 
 
@@ -119,8 +124,9 @@ async def _execute(
     seed: int | None,
     observers: Sequence[Observer],
     name: str | None,
+    run_id: str | None = None,
 ) -> Run:
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     db = open_store(store)
     if db is not None:
         db.begin_run(
@@ -158,57 +164,6 @@ async def _execute(
     )
 
 
-def run(
-    tasks: Any,
-    models: Sequence[Model],
-    *,
-    repeats: int = 1,
-    concurrency: int = 8,
-    schema: Any = None,
-    system: str | None = None,
-    store: str | Path | Store | bool | None = None,
-    retries: int = 2,
-    seed: int | None = None,
-    observers: Sequence[Observer] = (),
-    name: str | None = None,
-) -> Run:
-    """Run every task on every model ``repeats`` times, concurrently; log every call.
-
-    Args:
-        tasks: a list of prompts, a list of dicts (``id``, ``prompt`` or ``messages``, ``system``,
-            ``expected``, ``schema``, ``metadata``), a DataFrame with those columns, a JSONL or CSV
-            path, or the name of a bundled dataset (``"demo"``).
-        models: the ``tk.Model`` objects to compare (unique aliases).
-        repeats: how many times each task is asked of each model.
-        concurrency: most calls in flight at once (``tk.Model(concurrency=...)`` bounds one model).
-        schema: a pydantic model class or JSON Schema dict each answer must fit.
-        system: a system prompt for every task that has none of its own.
-        store: the SQLite file to log to (default ``./streambench.db``); ``False`` for none.
-        retries: retries of a failed attempt (429, 5xx, overloaded, network, timeout, cut stream).
-        seed: seeds the retry jitter.
-        observers: receive every stream event and every finished record.
-        name: a label for the run in ``tk.runs()``.
-
-    Returns:
-        A :class:`Run`; ``run.df`` is the per-call DataFrame. Failed calls are rows, not errors.
-    """
-    return run_sync(
-        lambda: arun(
-            tasks,
-            models,
-            repeats=repeats,
-            concurrency=concurrency,
-            schema=schema,
-            system=system,
-            store=store,
-            retries=retries,
-            seed=seed,
-            observers=observers,
-            name=name,
-        )
-    )
-
-
 async def acompare(
     prompt: str,
     models: Sequence[Model],
@@ -218,8 +173,12 @@ async def acompare(
     store: str | Path | Store | bool | None = None,
     retries: int = 2,
     observers: Sequence[Observer] = (),
+    run_id: str | None = None,
 ) -> pd.DataFrame:
-    """Async form of :func:`compare`."""
+    """Send one prompt to every model at once; one DataFrame row per model.
+
+    The async form of ``tk.compare`` (which adds the live panels).
+    """
     if not isinstance(prompt, str) or not prompt.strip():
         raise ConfigError("prompt must be a non-empty string.")
     checked = _check_common(models, len(check_models(models)), 1, retries)
@@ -239,42 +198,9 @@ async def acompare(
         seed=None,
         observers=observers,
         name="compare",
+        run_id=run_id,
     )
     return result.df
-
-
-def compare(
-    prompt: str,
-    models: Sequence[Model],
-    *,
-    schema: Any = None,
-    system: str | None = None,
-    store: str | Path | Store | bool | None = None,
-    retries: int = 2,
-    observers: Sequence[Observer] = (),
-) -> pd.DataFrame:
-    """Send one prompt to every model at once; one DataFrame row per model.
-
-    Args:
-        prompt: the user message.
-        models: the ``tk.Model`` objects to compare.
-        schema: a pydantic model class or JSON Schema dict the answer must fit.
-        system: an optional system prompt.
-        store: the SQLite file to log to (default ``./streambench.db``); ``False`` for none.
-        retries: retries of a failed attempt.
-        observers: receive every stream event and every finished record.
-    """
-    return run_sync(
-        lambda: acompare(
-            prompt,
-            models,
-            schema=schema,
-            system=system,
-            store=store,
-            retries=retries,
-            observers=observers,
-        )
-    )
 
 
 def runs(store: str | Path = DEFAULT_STORE) -> pd.DataFrame:

@@ -15,8 +15,8 @@ from .errors import ToolkitError
 def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .api import run
     from .console import LiveDisplay, failures_table, summary_table
+    from .display import run
     from .frame import summarize
     from .tasks import load_tasks
 
@@ -54,6 +54,7 @@ def _demo(args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
                 store=args.store,
                 observers=[live],
+                live=False,
                 seed=args.seed,
                 name="demo-real" if args.real else "demo",
             )

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class ProgressObserver:
     """Shows calls done / planned, spend so far and failures while a run goes."""
 
-    def __init__(self, total: int, console: Console | None = None) -> None:
+    def __init__(self, total: int, console: Console | None = None, transient: bool = False) -> None:
         self.console = console or Console()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -33,7 +33,7 @@ class ProgressObserver:
             ),
             TimeElapsedColumn(),
             console=self.console,
-            transient=False,
+            transient=transient,
         )
         self.task = self.progress.add_task(
             "calls", total=total, spend=0.0, passed=0, errors=0, retries=0
