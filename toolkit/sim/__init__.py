@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..models import Model
 from .app import create_app
 from .profiles import DEFAULT_PROFILE, DEMO_PROFILES, Profile, default_profiles
-from .server import serve
+from .server import SimServer, serve, start
 
 
 def models(base_url: str, names: list[str] | None = None, **options: object) -> list[Model]:
@@ -30,6 +30,8 @@ def models(base_url: str, names: list[str] | None = None, **options: object) -> 
 
 
 __all__ = [
+    "SimServer",
+    "start",
     "DEFAULT_PROFILE",
     "DEMO_PROFILES",
     "Profile",

@@ -159,7 +159,10 @@ def compose(
     words = [w.strip(".,?!") for w in prompt.split() if len(w) > 3][:6]
     topic = " ".join(words) or "your question"
     picked = rng.sample(_SENTENCES, k=rng.randint(3, 5))
-    return f"Here is a short answer about {topic}.\n\n" + "\n".join(f"- {s}" for s in picked)
+    answer = f"Here is a short answer about {topic}.\n\n" + "\n".join(f"- {s}" for s in picked)
+    if "html" in prompt.lower():  # models answer HTML questions with HTML: it must stay text
+        answer += '\n\nFor example: <img src=x onerror="window.__pwned=1"> shows a broken image.'
+    return answer
 
 
 def tokens(text: str) -> list[str]:

@@ -59,6 +59,57 @@ def _app(
     return create_app(profiles, seed=seed, speed=speed, tasks=known)
 
 
+class SimServer:
+    """A running simulator; ``stop()`` it when done (or use it as a context manager)."""
+
+    def __init__(self, server: _Server, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+        self.base_url = f"http://127.0.0.1:{server.port}/v1"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+    def __enter__(self) -> SimServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"SimServer({self.base_url!r})"
+
+
+def start(
+    profiles: dict[str, Profile] | None = None,
+    *,
+    seed: int = 0,
+    speed: float = 1.0,
+    tasks: Iterable[dict[str, Any]] | None = None,
+    port: int = 0,
+) -> SimServer:
+    """Start the simulator on 127.0.0.1 in a background thread (for notebooks).
+
+    Arguments as :func:`serve`. Returns a :class:`SimServer` with ``base_url`` and ``stop()``.
+    """
+    config = uvicorn.Config(
+        _app(profiles, seed, speed, tasks),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+    )
+    server = _Server(config)
+    thread = threading.Thread(target=server.run, name="streambench-sim", daemon=True)
+    thread.start()
+    while not server.ready.wait(0.05):
+        if not thread.is_alive():
+            raise RuntimeError(f"the simulator could not start on 127.0.0.1:{port}")
+    return SimServer(server, thread)
+
+
 @contextlib.contextmanager
 def serve(
     profiles: dict[str, Profile] | None = None,
@@ -81,25 +132,8 @@ def serve(
         >>> with tk.sim.serve() as base_url:
         ...     df = tk.compare("Hi", tk.sim.models(base_url))
     """
-    config = uvicorn.Config(
-        _app(profiles, seed, speed, tasks),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        access_log=False,
-    )
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, name="streambench-sim", daemon=True)
-    thread.start()
-    while not server.ready.wait(0.05):
-        if not thread.is_alive():
-            raise RuntimeError(f"the simulator could not start on 127.0.0.1:{port}")
-    try:
-        yield f"http://127.0.0.1:{server.port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with start(profiles, seed=seed, speed=speed, tasks=tasks, port=port) as server:
+        yield server.base_url
 
 
 def run_forever(port: int, *, seed: int = 0, speed: float = 1.0) -> None:

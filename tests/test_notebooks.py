@@ -1,0 +1,62 @@
+"""The notebooks run headless (nbclient, a real kernel) against the simulator, as shipped."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def execute(name: str, workdir: Path) -> nbformat.NotebookNode:
+    shutil.copy(NOTEBOOKS / name, workdir / name)
+    book = nbformat.read(workdir / name, as_version=4)
+    NotebookClient(
+        book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+    ).execute()
+    return book
+
+
+def outputs_of(book: nbformat.NotebookNode, kind: str) -> list[dict]:
+    return [
+        o for c in book.cells if c.cell_type == "code" for o in c.outputs if o.output_type == kind
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
+def test_notebooks_are_stored_without_outputs(name: str) -> None:
+    book = nbformat.read(NOTEBOOKS / name, as_version=4)
+    assert all(
+        not c.get("outputs") and not c.get("execution_count")
+        for c in book.cells
+        if c.cell_type == "code"
+    )
+
+
+def test_notebooks_run_in_order(tmp_path: Path) -> None:
+    quick = execute("01_quickstart.ipynb", tmp_path)
+    assert not outputs_of(quick, "error")
+    views = [o for o in outputs_of(quick, "display_data") if WIDGET in o["data"]]
+    assert len(views) == 3  # live panels for each compare
+    tables = [o["data"]["text/plain"] for o in outputs_of(quick, "execute_result")]
+    assert any("claude-sonnet-4.5" in t and "ok" in t for t in tables)
+    printed = "".join(o.get("text", "") for o in outputs_of(quick, "stream"))
+    assert '<img src=x onerror="window.__pwned=1">' in printed  # the answer is plain text
+
+    comparison = execute("02_comparison.ipynb", tmp_path)
+    assert not outputs_of(comparison, "error")
+    dashboards = [o for o in outputs_of(comparison, "display_data") if WIDGET in o["data"]]
+    assert len(dashboards) == 1
+    summary = comparison.cells[4].outputs[0]["data"]["text/plain"]
+    assert "cost_per_success" in summary and "gpt-5-mini" in summary
+
+    analysis = execute("03_cost_per_success.ipynb", tmp_path)
+    assert not outputs_of(analysis, "error")
+    assert any("image/png" in o["data"] for o in outputs_of(analysis, "display_data"))
+    # it analysed the run the comparison notebook logged: 24 tasks x 3 models x 2 repeats
+    assert "144 calls" in "".join(o.get("text", "") for o in outputs_of(analysis, "stream"))
