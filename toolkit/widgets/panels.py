@@ -145,7 +145,8 @@ class PanelsView:
             return
         if record.status == "ok":
             if record.valid is None:
-                badge = "passed" if record.passed else ("" if record.score is None else "wrong")
+                # a verdict only where there was something to check against
+                badge = "" if record.score is None else ("passed" if record.passed else "wrong")
             elif record.valid:
                 badge = "valid" + (" · passed" if record.passed else "")
             else:
