@@ -165,6 +165,14 @@ def compose(
     return answer
 
 
+def filler(n_tokens: int, rng: random.Random) -> str:
+    """Readable text of exactly ``n_tokens`` word tokens (sentences drawn from the pool)."""
+    words: list[str] = []
+    while len(words) < n_tokens:
+        words.extend(rng.choice(_SENTENCES).split())
+    return " ".join(words[:n_tokens])
+
+
 def tokens(text: str) -> list[str]:
     """The text cut into word-sized tokens (each keeps its trailing space)."""
     return _WORDS.findall(text) or [text]

@@ -97,7 +97,10 @@ class SimState:
         if schema is None and isinstance(task.get("schema"), dict):
             schema = task["schema"]
         correct = rng.random() < profile.quality
-        text = answers.compose(key, task.get("expected"), schema, correct, rng)
+        if profile.answer_tokens and not task and schema is None:
+            text = answers.filler(profile.answer_tokens, rng)
+        else:
+            text = answers.compose(key, task.get("expected"), schema, correct, rng)
         reasoning = (
             ("Thinking about what is asked before answering. " * 2) if profile.reasoning else ""
         )

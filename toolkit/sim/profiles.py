@@ -27,6 +27,7 @@ class Profile:
         p_malformed: probability of a chunk that is not JSON.
         report_cost: put ``usage.cost`` in the final chunk, as OpenRouter does.
         reasoning: stream some ``reasoning_content`` before the answer.
+        answer_tokens: make every free-form answer exactly this many tokens (for load tests).
         faults_by_task: task id (of a task the simulator knows) -> the fault it always gets
             (``"cut"``, ``"stall"``, ``"rate_limit"``...), for demos and tests that need one.
     """
@@ -48,6 +49,7 @@ class Profile:
     report_cost: bool = False
     reasoning: bool = False
     faults_by_task: dict[str, str] = field(default_factory=dict, hash=False)
+    answer_tokens: int | None = None
 
     def with_(self, **changes: object) -> Profile:
         return replace(self, **changes)  # type: ignore[arg-type]
