@@ -42,6 +42,8 @@ def test_exported_members_are_sorted_and_complete() -> None:
         "validate",
         "frame",
         "sim",
+        "analysis",
+        "widgets",
     }
     assert public - modules <= set(tk.__all__)
 
@@ -81,17 +83,26 @@ def test_run_logs_every_call_and_summary(sim_url: str, store_path: str) -> None:
     assert df["call_id"].is_unique
     assert (df["run_id"] == run.run_id).all()
     summary = df.tk.summary()
-    assert list(summary.columns[:9]) == [
+    assert list(summary.columns) == [
+        "model",
+        "tasks",
         "calls",
         "passed",
         "success_rate",
+        "success_ci_low",
+        "success_ci_high",
         "cost_usd",
         "cost_per_success",
+        "cost_per_success_ci_low",
+        "cost_per_success_ci_high",
         "p50_latency_s",
         "p95_latency_s",
         "p50_ttft_s",
         "tokens_per_s",
+        "retries",
+        "errors",
     ]
+    summary = summary.set_index("model")
     good = summary.loc["good"]
     assert good["calls"] == 4 and good["passed"] == 4 and good["success_rate"] == 1.0
     assert good["cost_per_success"] == pytest.approx(good["cost_usd"] / 4)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import datasets, scoring
 from .api import Run, acompare, arun, load, runs
 from .display import compare, run
 from .errors import (
@@ -45,17 +46,20 @@ __all__ = [
     "acompare",
     "arun",
     "compare",
+    "datasets",
     "load",
     "local",
+    "plot",
     "run",
     "runs",
+    "scoring",
     "sim",
 ]
 
 
 def __getattr__(name: str) -> Any:
     # The simulator pulls in starlette and uvicorn: import submodules only when asked for.
-    if name in ("sim", "local"):
+    if name in ("sim", "local", "plot"):
         import importlib
 
         module = importlib.import_module(f".{name}", __name__)

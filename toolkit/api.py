@@ -66,6 +66,23 @@ def _check_common(models: Any, concurrency: int, repeats: int, retries: int) -> 
     return checked
 
 
+def _checks(scorer: Any, threshold: float, reask: int, structured: bool | None) -> dict[str, Any]:
+    """Validate and bundle how answers are checked (scorer, pass threshold, re-asks)."""
+    from . import scoring
+
+    scoring.resolve(scorer)  # a bad spec fails now, before any call
+    if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}.")
+    if not isinstance(reask, int) or reask < 0:
+        raise ConfigError(f"reask must be an integer >= 0, got {reask!r}.")
+    return {
+        "scorer": scorer,
+        "threshold": float(threshold),
+        "reask": reask,
+        "structured": structured,
+    }
+
+
 async def arun(
     tasks: Any,
     models: Sequence[Model],
@@ -80,6 +97,10 @@ async def arun(
     observers: Sequence[Observer] = (),
     name: str | None = None,
     run_id: str | None = None,
+    scorer: Any = None,
+    threshold: float = 1.0,
+    reask: int = 0,
+    structured: bool | None = None,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -107,6 +128,7 @@ async def arun(
         observers=observers,
         name=name,
         run_id=run_id,
+        checks=_checks(scorer, threshold, reask, structured),
     )
 
 
@@ -125,6 +147,7 @@ async def _execute(
     observers: Sequence[Observer],
     name: str | None,
     run_id: str | None = None,
+    checks: dict[str, Any] | None = None,
 ) -> Run:
     run_id = run_id or new_run_id()
     db = open_store(store)
@@ -146,6 +169,7 @@ async def _execute(
         store=db,
         observers=observers,
         seed=seed,
+        **(checks or {}),
     )
     try:
         records = await runner.run(cells)
@@ -174,6 +198,10 @@ async def acompare(
     retries: int = 2,
     observers: Sequence[Observer] = (),
     run_id: str | None = None,
+    scorer: Any = None,
+    threshold: float = 1.0,
+    reask: int = 0,
+    structured: bool | None = None,
 ) -> pd.DataFrame:
     """Send one prompt to every model at once; one DataFrame row per model.
 
@@ -199,6 +227,7 @@ async def acompare(
         observers=observers,
         name="compare",
         run_id=run_id,
+        checks=_checks(scorer, threshold, reask, structured),
     )
     return result.df
 

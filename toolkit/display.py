@@ -63,6 +63,10 @@ def compare(
     retries: int = 2,
     observers: Sequence[Observer] = (),
     live: bool | None = None,
+    scorer: Any = None,
+    threshold: float = 1.0,
+    reask: int = 0,
+    structured: bool | None = None,
 ) -> pd.DataFrame:
     """Send one prompt to every model at once and watch them answer; one row per model.
 
@@ -75,6 +79,7 @@ def compare(
         retries: retries of a failed attempt.
         observers: receive every stream event and every finished record.
         live: live panels in a notebook (default: when there is a widget front end).
+        scorer, threshold, reask, structured: as for :func:`run`.
 
     Returns:
         A DataFrame with one row per model (the per-call record's columns).
@@ -100,6 +105,10 @@ def compare(
                 retries=retries,
                 observers=watchers,
                 run_id=run_id,
+                scorer=scorer,
+                threshold=threshold,
+                reask=reask,
+                structured=structured,
             )
         )
     except KeyboardInterrupt:
@@ -124,6 +133,10 @@ def run(
     observers: Sequence[Observer] = (),
     name: str | None = None,
     live: bool | None = None,
+    scorer: Any = None,
+    threshold: float = 1.0,
+    reask: int = 0,
+    structured: bool | None = None,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -143,6 +156,14 @@ def run(
         name: a label for the run in ``tk.runs()``.
         live: a live dashboard in a notebook or a progress bar in a terminal (default: when
             there is one to show); ``False`` for none.
+        scorer: how answers are scored when a task names none (a name such as ``"numeric"``,
+            ``{"type": "choice", "options": [...]}``, a function ``(answer, task) -> float |
+            bool``, or ``(scorer, weight)`` pairs); default: match ``expected`` by its type.
+        threshold: a call passes when its score is at least this (default 1.0).
+        reask: with a schema, send the validation errors back up to this many times; every
+            re-ask's tokens and cost count for the same task.
+        structured: ask every endpoint for schema-constrained output (``response_format``);
+            default: only models created with ``structured=True`` (local models are).
 
     Returns:
         A :class:`Run`; ``run.df`` is the per-call DataFrame. Failed calls are rows, not errors.
@@ -186,6 +207,10 @@ def run(
                 observers=watchers,
                 name=name,
                 run_id=run_id,
+                scorer=scorer,
+                threshold=threshold,
+                reask=reask,
+                structured=structured,
             )
         )
     except KeyboardInterrupt:

@@ -6,7 +6,6 @@ Columns come from ``CallRecord`` (never from ad-hoc dicts), in its frozen order.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import pandas as pd
 
@@ -40,63 +39,11 @@ def to_frame(records: Iterable[CallRecord]) -> pd.DataFrame:
     return df
 
 
-def _p(series: pd.Series, q: float) -> float:
-    values = series.dropna()
-    return float(values.quantile(q)) if len(values) else float("nan")
+def summarize(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """Per model: the summary of :func:`toolkit.analysis.summary`."""
+    from .analysis import summary
 
-
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Per model: calls, passed, success rate, spend, cost per success, latency and speed.
-
-    ``cost_per_success`` is all spend of the model (failed calls and retries included) divided by
-    its passed calls: infinite when nothing passed, NaN when the spend is unknown (unpriced).
-    """
-    out: list[dict[str, Any]] = []
-    for model, g in df.groupby("model", sort=False):
-        calls = len(g)
-        passed = int(g["passed"].sum())
-        costs = g["cost_usd"]
-        priced = costs.notna().all()
-        cost = float(costs.sum()) if priced else float("nan")
-        if not priced:
-            cost_per_success = float("nan")
-        elif passed:
-            cost_per_success = cost / passed
-        else:
-            cost_per_success = float("inf")
-        ok = g[g["status"] == "ok"]
-        out.append(
-            {
-                "model": model,
-                "calls": calls,
-                "passed": passed,
-                "success_rate": passed / calls if calls else float("nan"),
-                "cost_usd": cost,
-                "cost_per_success": cost_per_success,
-                "p50_latency_s": _p(ok["latency_s"], 0.5),
-                "p95_latency_s": _p(ok["latency_s"], 0.95),
-                "p50_ttft_s": _p(ok["ttft_s"], 0.5),
-                "tokens_per_s": _p(ok["tokens_per_s"], 0.5),
-                "retries": int((g["attempts"] - 1).clip(lower=0).sum()),
-                "errors": int((g["status"] == "error").sum()),
-            }
-        )
-    columns = [
-        "model",
-        "calls",
-        "passed",
-        "success_rate",
-        "cost_usd",
-        "cost_per_success",
-        "p50_latency_s",
-        "p95_latency_s",
-        "p50_ttft_s",
-        "tokens_per_s",
-        "retries",
-        "errors",
-    ]
-    result = pd.DataFrame(out, columns=columns)
-    return result.set_index("model")
+    return summary(df, seed=seed)
 
 
 @pd.api.extensions.register_dataframe_accessor("tk")
@@ -112,10 +59,37 @@ class ToolkitAccessor:
             )
         self._df = df
 
-    def summary(self) -> pd.DataFrame:
-        """Per model: ``calls, passed, success_rate, cost_usd, cost_per_success, p50_latency_s,
-        p95_latency_s, p50_ttft_s, tokens_per_s`` (plus ``retries``, ``errors``)."""
-        return summarize(self._df)
+    def summary(self, *, seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
+        """One row per model: ``model, tasks, calls, passed, success_rate, success_ci_low,
+        success_ci_high, cost_usd, cost_per_success, cost_per_success_ci_low,
+        cost_per_success_ci_high, p50_latency_s, p95_latency_s, p50_ttft_s, tokens_per_s,
+        retries, errors``. Intervals are 95% (Wilson; seeded bootstrap over tasks)."""
+        from .analysis import summary
+
+        return summary(self._df, seed=seed, n_boot=n_boot)
+
+    def by_task(self) -> pd.DataFrame:
+        """Task x model matrix of pass rates over repeats."""
+        from .analysis import by_task
+
+        return by_task(self._df)
+
+    def flaky(self) -> pd.DataFrame:
+        """Tasks whose outcome changes across repeats of the same model."""
+        from .analysis import flaky
+
+        return flaky(self._df)
+
+    def cascade(self, models: list[str], *, escalate_on: str = "failed") -> pd.DataFrame:
+        """What a cheap-first policy over ``models`` would have cost and achieved (no calls).
+
+        Args:
+            models: aliases, cheapest first, e.g. ``["gpt-5-mini", "claude-sonnet-4.5"]``.
+            escalate_on: ``"failed"`` (did not pass), ``"invalid"`` or ``"error"``.
+        """
+        from .analysis import cascade
+
+        return cascade(self._df, models, escalate_on=escalate_on)  # type: ignore[arg-type]
 
 
 __all__ = ["ToolkitAccessor", "summarize", "to_frame"]

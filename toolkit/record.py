@@ -59,6 +59,7 @@ class CallRecord(BaseModel):
     reasoning_text: str = ""
     expected: Any = None
     record_version: int = RECORD_VERSION
+    reasks: int = 0
 
 
 COLUMNS: tuple[str, ...] = tuple(CallRecord.model_fields)

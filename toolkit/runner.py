@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import httpx2
 
-from . import pricing, validate
+from . import pricing, scoring, validate
 from .errors import ErrorKind, ProviderError, redact
 from .events import Event, StreamError
 from .models import Model
@@ -73,6 +73,15 @@ class Observer(Protocol):
     def on_record(self, cell: Cell, record: CallRecord) -> None: ...
 
 
+def reask_prompt(errors: list[str]) -> str:
+    """The follow-up message that asks a model to fix an answer that broke the schema."""
+    listed = "\n".join(f"- {e}" for e in errors[:10])
+    return (
+        "Your answer does not fit the required JSON Schema:\n"
+        f"{listed}\nReply again with only the corrected JSON."
+    )
+
+
 def new_run_id() -> str:
     """A sortable, unique run id: ``20261125-142501-3f9a``."""
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
@@ -98,6 +107,7 @@ class _Attempt:
     started: bool = False
     t_start: float = 0.0
     t_end: float = 0.0
+    reasked: bool = False
     request_id: str | None = None
     response_id: str | None = None
     usage: Any = None
@@ -121,6 +131,10 @@ class Runner:
         client: httpx2.AsyncClient | None = None,
         seed: int | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        scorer: Any = None,
+        threshold: float = 1.0,
+        reask: int = 0,
+        structured: bool | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -135,6 +149,10 @@ class Runner:
         self._rng = random.Random(seed)
         self._sleep = sleep
         self._model_limits: dict[str, asyncio.Semaphore] = {}
+        self.scorer = scoring.resolve(scorer)
+        self.threshold = threshold
+        self.reask = reask
+        self.structured = structured
 
     async def run(self, cells: Sequence[Cell]) -> list[CallRecord]:
         """Run every cell; records come back in the cells' order."""
@@ -195,6 +213,14 @@ class Runner:
             system = f"{system}\n\n{schema.instruction()}" if system else schema.instruction()
         return cell.task.to_messages(system)
 
+    def _scorer_for(self, cell: Cell) -> Any:
+        """The task's own scorer, else the run's, else automatic matching of ``expected``."""
+        if cell.task.scorer is not None:
+            return scoring.resolve(cell.task.scorer)
+        if self.scorer is not None:
+            return self.scorer
+        return scoring.auto() if cell.task.expected is not None else None
+
     def _schema_for(self, cell: Cell) -> validate.Schema | None:
         return validate.Schema.of(cell.task.schema) if cell.task.schema is not None else self.schema
 
@@ -208,23 +234,55 @@ class Runner:
             headers["authorization"] = f"Bearer {key}"
         schema = self._schema_for(cell)
         response_format = None
-        if schema is not None and model.structured:
+        structured = model.structured if self.structured is None else self.structured
+        if schema is not None and structured:
             response_format = {
                 "type": "json_schema",
                 "json_schema": {"name": schema.name, "schema": schema.json_schema},
             }
-        body = openai_chat.build_body(
-            model.wire_model,
-            self._messages(cell, schema),
-            max_tokens=model.max_tokens,
-            temperature=model.temperature,
-            response_format=response_format,
-            extra_body=model.extra_body,
-        )
         url = f"{model.endpoint}/chat/completions"
         timeout = httpx2.Timeout(model.timeout)
+        messages = self._messages(cell, schema)
+        for ask in range(self.reask + 1):
+            body = openai_chat.build_body(
+                model.wire_model,
+                messages,
+                max_tokens=model.max_tokens,
+                temperature=model.temperature,
+                response_format=response_format,
+                extra_body=model.extra_body,
+            )
+            await self._with_retries(client, cell, url, headers, body, timeout, attempts)
+            last = attempts[-1]
+            if last.error is not None or last.finish is None or schema is None:
+                return
+            text = "".join(last.text)
+            valid, errors, _ = validate.check(text, schema)
+            if valid or ask == self.reask:
+                return
+            # Re-ask: show the model its answer and what was wrong; this spend is the task's too.
+            last.reasked = True
+            messages = [
+                *messages,
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": reask_prompt(errors)},
+            ]
+
+    async def _with_retries(
+        self,
+        client: httpx2.AsyncClient,
+        cell: Cell,
+        url: str,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        read_timeout: httpx2.Timeout,
+        attempts: list[_Attempt],
+    ) -> None:
+        """One request and its retries; every attempt is appended to ``attempts``."""
+        model = cell.model
         observers = self.observers
-        for number in range(1, self.retry.retries + 2):
+        for retry_number in range(self.retry.retries + 1):
+            number = len(attempts) + 1
             att = _Attempt(t_start=time.monotonic())
             attempts.append(att)
             if model.server is not None:  # a local server that died comes back before the call
@@ -237,7 +295,13 @@ class Runner:
                     att.t_end = time.monotonic()
                     return
             async for event in openai_chat.stream(
-                client, url, headers, body, call_id=cell.call_id, attempt=number, timeout=timeout
+                client,
+                url,
+                headers,
+                body,
+                call_id=cell.call_id,
+                attempt=number,
+                timeout=read_timeout,
             ):
                 kind = event.kind
                 if kind == "text":
@@ -272,12 +336,12 @@ class Runner:
             att.t_end = time.monotonic()
             if att.error is None:
                 return
-            if not att.error.retryable or number > self.retry.retries:
+            if not att.error.retryable or retry_number >= self.retry.retries:
                 return
             retry_after = att.error.retry_after
             if retry_after is not None and retry_after > self.retry.max_retry_after_s:
                 return
-            await self._sleep(self.retry.delay(number, retry_after, self._rng))
+            await self._sleep(self.retry.delay(retry_number + 1, retry_after, self._rng))
 
     def _usage_of(self, att: _Attempt, prompt_tokens: int) -> AttemptUsage:
         """What one attempt would be billed for: reported usage, else an estimate."""
@@ -362,18 +426,24 @@ class Runner:
         ):
             tokens_per_s = out_tokens_last / (last.last_t - last.first_t)
 
-        valid, errors, parsed = validate.check(text, schema) if status == "ok" else (None, [], None)
+        valid, errors, _ = validate.check(text, schema) if status == "ok" else (None, [], None)
         if valid and last.finish == "length":
             valid, errors = False, ["(root): answer cut by max_tokens (finish_reason=length)"]
         expected = cell.task.expected
-        passed = status == "ok" and valid is not False
         score: float | None = None
-        if status == "ok" and expected is not None:
-            hit = validate.matches(text, expected, parsed)
-            score = 1.0 if hit else 0.0
-            passed = passed and hit
-        elif status == "ok" and valid is not None:
-            score = 1.0 if valid else 0.0
+        if status == "ok":
+            scorer = self._scorer_for(cell)
+            if scorer is not None and (expected is not None or not scorer.needs_expected):
+                try:
+                    score = float(scorer(text, cell.task))
+                except Exception as exc:  # a user's scorer that raises scores 0, and says why
+                    score = 0.0
+                    errors = [*errors, f"(scorer): {type(exc).__name__}: {exc}"]
+            elif valid is not None:
+                score = 1.0 if valid else 0.0
+        passed = (
+            status == "ok" and valid is not False and (score is None or score >= self.threshold)
+        )
 
         return CallRecord(
             run_id=self.run_id,
@@ -406,6 +476,7 @@ class Runner:
             score=score,
             passed=bool(passed),
             reasoning_text="".join(last.reasoning),
+            reasks=sum(a.reasked for a in attempts),
             expected=expected,
         )
 

@@ -10,7 +10,16 @@ from typing import Any
 
 from .errors import DatasetError
 
-_KNOWN_FIELDS = {"id", "prompt", "messages", "system", "expected", "schema", "metadata"}
+_KNOWN_FIELDS = {
+    "id",
+    "prompt",
+    "messages",
+    "system",
+    "expected",
+    "schema",
+    "scorer",
+    "metadata",
+}
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,7 @@ class Task:
     expected: Any = None
     schema: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    scorer: Any = None
 
     def to_messages(self, system: str | None = None) -> list[dict[str, Any]]:
         """The chat messages for this task, with ``system`` (the task's own wins) first."""
@@ -50,7 +60,12 @@ def bundled_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)  # NaN from a DataFrame
+
+
 def _from_dict(row: dict[str, Any], index: int, where: str) -> Task:
+    row = {k: (None if _missing(v) else v) for k, v in row.items()}
     prompt = row.get("prompt")
     messages = row.get("messages")
     if prompt is None and not messages:
@@ -69,8 +84,6 @@ def _from_dict(row: dict[str, Any], index: int, where: str) -> Task:
     metadata = dict(row.get("metadata") or {})
     metadata.update({k: v for k, v in row.items() if k not in _KNOWN_FIELDS})
     expected = row.get("expected")
-    if isinstance(expected, float) and expected != expected:  # NaN from a DataFrame
-        expected = None
     return Task(
         id=str(row.get("id") if row.get("id") is not None else f"task-{index + 1}"),
         prompt=prompt,
@@ -79,6 +92,7 @@ def _from_dict(row: dict[str, Any], index: int, where: str) -> Task:
         expected=expected,
         schema=row.get("schema"),
         metadata=metadata,
+        scorer=row.get("scorer"),
     )
 
 
