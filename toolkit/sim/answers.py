@@ -134,9 +134,14 @@ def _wrong_json(expected: Any, schema: dict[str, Any] | None, rng: random.Random
 
 
 def compose(
-    prompt: str, expected: Any, schema: dict[str, Any] | None, correct: bool, rng: random.Random
+    prompt: str,
+    expected: Any,
+    schema: dict[str, Any] | None,
+    correct: bool,
+    rng: random.Random,
+    options: list[str] | None = None,
 ) -> str:
-    """The full text of one simulated answer."""
+    """The full text of one simulated answer (``options``: the labels of a choice task)."""
     if schema is not None or isinstance(expected, dict | list):
         if correct:
             value = expected if expected is not None else example_for(schema or {}, rng)
@@ -149,6 +154,9 @@ def compose(
     if isinstance(expected, str):
         if correct:
             return expected
+        others = [o for o in options or [] if o.lower() != expected.lower()]
+        if others:  # a classifier's mistake is another label
+            return rng.choice(others)
         return rng.choice(
             [
                 f"{expected} or possibly something else",

@@ -100,7 +100,9 @@ class SimState:
         if profile.answer_tokens and not task and schema is None:
             text = answers.filler(profile.answer_tokens, rng)
         else:
-            text = answers.compose(key, task.get("expected"), schema, correct, rng)
+            scorer = task.get("scorer")
+            options = scorer.get("options") if isinstance(scorer, dict) else None
+            text = answers.compose(key, task.get("expected"), schema, correct, rng, options)
         reasoning = (
             ("Thinking about what is asked before answering. " * 2) if profile.reasoning else ""
         )
