@@ -221,7 +221,8 @@ def cascade(
     policy_cost = float("nan") if unknown_cost else total_cost
     rows = [
         {
-            "policy": " -> ".join(models) + f" (escalate on {escalate_on})",
+            "policy": " -> ".join(models),
+            "escalate_on": escalate_on,
             "tasks": n,
             "passed": total_passed,
             "success_rate": total_passed / n if n else float("nan"),
@@ -242,6 +243,7 @@ def cascade(
         rows.append(
             {
                 "policy": f"{model} alone",
+                "escalate_on": None,
                 "tasks": count,
                 "passed": passed,
                 "success_rate": passed / count if count else float("nan"),
