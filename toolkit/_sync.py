@@ -29,6 +29,9 @@ def _run_in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     loop = asyncio.new_event_loop()
     box: dict[str, Any] = {}
     started = threading.Event()
+    # Wait on our own event, not Thread.join: an interrupt that lands inside join() can make
+    # CPython 3.11 report a still-running thread as stopped (python/cpython#90882).
+    finished = threading.Event()
 
     def target() -> None:
         asyncio.set_event_loop(loop)
@@ -45,18 +48,19 @@ def _run_in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 loop.close()
+                finished.set()
 
     thread = threading.Thread(target=target, name="streambench-loop", daemon=True)
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(0.1)
+        while not finished.wait(0.1):
+            pass
     except KeyboardInterrupt:
         started.wait()
         task = box.get("task")
         if task is not None and not loop.is_closed():
             loop.call_soon_threadsafe(task.cancel)
-        thread.join()
+        finished.wait()  # the calls in flight are logged as cancelled before we go on
         raise
     if "error" in box:
         raise box["error"]

@@ -95,6 +95,11 @@ class PanelsView:
         self._live: dict[int, dict[str, Any]] = {}
         self._coalescer = Coalescer(self._flush, interval)
         self.messages = 0
+        # Live footers (token counts, speed) change on every delta; sending them at most 4
+        # times a second halves the bytes per message. Final footers go out at once.
+        self.footer_interval = 0.25
+        self._footer_sent = 0.0
+        self._final_footers: set[int] = set()
 
     # observer protocol -------------------------------------------------------------------
     def on_event(self, cell: Cell, event: Event) -> None:
@@ -125,6 +130,7 @@ class PanelsView:
                 "deltas": 0,
                 "call_start": self._live.get(i, {}).get("call_start", event.t),
             }
+            self._final_footers.add(i)
             self._footer[i] = {
                 **self._footer[i],
                 "status": "streaming",
@@ -133,6 +139,7 @@ class PanelsView:
             }
             self._pending_footer.add(i)
         elif kind == "error":
+            self._final_footers.add(i)
             self._footer[i] = {**self._footer[i], "status": f"retrying after {event.error_kind}"}  # type: ignore[union-attr]
             self._pending_footer.add(i)
         else:
@@ -171,6 +178,7 @@ class PanelsView:
             self._resets.add(i)
             self._pending_text[i] = [record.text]
         self._pending_footer.add(i)
+        self._final_footers.add(i)
         self._coalescer.poke()
 
     # internals ---------------------------------------------------------------------------
@@ -196,7 +204,7 @@ class PanelsView:
         }
         self._pending_footer.add(i)
 
-    def _flush(self) -> None:
+    def _flush(self, force: bool = False) -> None:
         if not (
             self._pending_text or self._pending_reasoning or self._pending_footer or self._resets
         ):
@@ -214,11 +222,21 @@ class PanelsView:
         }
         if self._resets:
             message["r"] = sorted(self._resets)
-        if self._pending_footer:
+        now = time.monotonic()
+        if (
+            force
+            or self._final_footers
+            or (self._pending_footer and now - self._footer_sent >= self.footer_interval)
+        ):
             message["f"] = {str(i): self._footer[i] for i in sorted(self._pending_footer)}
+            self._pending_footer.clear()
+            self._final_footers.clear()
+            self._footer_sent = now
+        if len(message) == 1 and not message["d"]:
+            self._coalescer.poke()  # only a throttled footer is waiting: send it later
+            return
         self._pending_text.clear()
         self._pending_reasoning.clear()
-        self._pending_footer.clear()
         self._resets.clear()
         self.widget.send(message)
         self.messages += 1
@@ -226,7 +244,7 @@ class PanelsView:
     def close(self) -> None:
         """Flush what is pending and sync the whole state once (for saved notebooks)."""
         self._coalescer.cancel()
-        self._flush()
+        self._flush(force=True)
         self.widget.texts = ["".join(t) for t in self._text]
         self.widget.reasonings = ["".join(r) for r in self._reasoning]
         self.widget.footers = list(self._footer)
