@@ -56,6 +56,9 @@ from toolkit.tasks import Task  # noqa: E402
 
 CONTENT = "tok "  # what every content chunk carries (must match fast_server.CONTENT)
 RESULTS = HERE / "RESULTS.md"
+sys.path.insert(0, str(HERE))
+from results import write_section  # noqa: E402
+
 SECTION = "## stream_throughput"
 TARGET_MINIMAL = 0.6  # toolkit chunks/s over the minimal parser's
 TARGET_OPENAI = 5.0  # toolkit chunks/s over the openai SDK's
@@ -536,21 +539,8 @@ def section(
 
 
 def write_results(text: str, path: Path = RESULTS) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next ``## ``), or append it."""
-    old = path.read_text() if path.exists() else ""
-    if not old.strip():
-        old = "# Benchmark results\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    path.write_text(new.rstrip("\n") + "\n")
+    """Replace this benchmark's section of RESULTS.md, keeping the other benchmarks'."""
+    write_section(SECTION, text, path)
 
 
 # --------------------------------------------------------------------------- main

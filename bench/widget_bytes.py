@@ -48,6 +48,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "RESULTS.md"
+sys.path.insert(0, str(HERE))
+from results import write_section  # noqa: E402
+
 SECTION = "## widget_bytes"
 MARK = "@@widget_bytes@@ "  # prefix of the JSON line a kernel cell prints back
 
@@ -868,21 +871,8 @@ def _version(package: str) -> str:
 
 
 def write_results(text: str, path: Path = RESULTS) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next ``## ``), or append it."""
-    old = path.read_text() if path.exists() else ""
-    if not old.strip():
-        old = "# Benchmark results\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    path.write_text(new.rstrip("\n") + "\n")
+    """Replace this benchmark's section of RESULTS.md, keeping the other benchmarks'."""
+    write_section(SECTION, text, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -172,6 +172,29 @@ def _needs_escalation(row: pd.Series, escalate_on: EscalateOn) -> bool:
     return not bool(row["passed"])
 
 
+def _policy_row(
+    policy: str,
+    escalate_on: str | None,
+    tasks: int,
+    passed: int,
+    cost: float,
+    escalated: int,
+    calls: int,
+) -> dict[str, object]:
+    return {
+        "policy": policy,
+        "escalate_on": escalate_on,
+        "tasks": tasks,
+        "passed": passed,
+        "success_rate": passed / tasks if tasks else float("nan"),
+        "cost_usd": cost,
+        "cost_per_task": cost / tasks if tasks else float("nan"),
+        "cost_per_success": _ratio(cost, passed),
+        "escalation_rate": escalated / tasks if tasks else float("nan"),
+        "calls_made": calls,
+    }
+
+
 def cascade(
     df: pd.DataFrame, models: Sequence[str], *, escalate_on: EscalateOn = "failed"
 ) -> pd.DataFrame:
@@ -218,40 +241,31 @@ def cascade(
                 total_passed += bool(row["passed"])
                 break
     n = len(pairs)
-    policy_cost = float("nan") if unknown_cost else total_cost
     rows = [
-        {
-            "policy": " -> ".join(models),
-            "escalate_on": escalate_on,
-            "tasks": n,
-            "passed": total_passed,
-            "success_rate": total_passed / n if n else float("nan"),
-            "cost_usd": policy_cost,
-            "cost_per_task": policy_cost / n if n else float("nan"),
-            "cost_per_success": _ratio(policy_cost, total_passed),
-            "escalation_rate": escalated / n if n else float("nan"),
-            "calls_made": used_calls,
-        }
+        _policy_row(
+            " -> ".join(models),
+            escalate_on,
+            n,
+            total_passed,
+            float("nan") if unknown_cost else total_cost,
+            escalated,
+            used_calls,
+        )
     ]
     for model in models:
         table = keyed[model]
         subset = table[table.index.isin(pairs)]
         priced = bool(subset["cost_usd"].notna().all())
         cost = float(subset["cost_usd"].sum()) if priced else float("nan")
-        passed = int(subset["passed"].sum())
-        count = len(subset)
         rows.append(
-            {
-                "policy": f"{model} alone",
-                "escalate_on": None,
-                "tasks": count,
-                "passed": passed,
-                "success_rate": passed / count if count else float("nan"),
-                "cost_usd": cost,
-                "cost_per_task": cost / count if count else float("nan"),
-                "cost_per_success": _ratio(cost, passed),
-                "escalation_rate": 0.0,
-                "calls_made": count,
-            }
+            _policy_row(
+                f"{model} alone",
+                None,
+                len(subset),
+                int(subset["passed"].sum()),
+                cost,
+                0,
+                len(subset),
+            )
         )
     return pd.DataFrame(rows)
