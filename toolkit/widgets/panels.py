@@ -100,6 +100,7 @@ class PanelsView:
         self.footer_interval = 0.25
         self._footer_sent = 0.0
         self._final_footers: set[int] = set()
+        self._live_cells: dict[int, Cell] = {}
 
     # observer protocol -------------------------------------------------------------------
     def on_event(self, cell: Cell, event: Event) -> None:
@@ -117,7 +118,8 @@ class PanelsView:
             pending = self._pending_text if kind == "text" else self._pending_reasoning
             target[i].append(text)
             pending.setdefault(i, []).append(text)
-            self._update_live_footer(i, cell)
+            self._live_cells[i] = cell
+            self._pending_footer.add(i)  # computed when it is sent, not on every token
         elif kind == "started":
             attempt = event.attempt  # type: ignore[union-attr]
             if attempt > 1:  # the answer starts again; the panel says so
@@ -161,6 +163,7 @@ class PanelsView:
                 badge = f"invalid: {first}"
         else:
             badge = f"{record.error_kind}: {(record.error_message or '')[:160]}"
+        self._live_cells.pop(i, None)
         self._footer[i] = {
             "status": record.status if record.status != "ok" else (record.finish_reason or "ok"),
             "state": "ok" if record.status == "ok" else "error",
@@ -182,19 +185,20 @@ class PanelsView:
         self._coalescer.poke()
 
     # internals ---------------------------------------------------------------------------
-    def _update_live_footer(self, i: int, cell: Cell) -> None:
+    def _refresh_live_footer(self, i: int) -> None:
+        """Footer numbers of a panel still streaming: counts, speed, TTFT, cost so far."""
+        cell = self._live_cells.pop(i, None)
+        if cell is None:
+            return
         live = self._live[i]
         elapsed = live["last"] - live["first"]
         deltas = live["deltas"]
         model = cell.model
-        prompt = "".join(str(m.get("content", "")) for m in cell.task.to_messages())
-        cost = (
-            price_attempt(
-                model, AttemptUsage(input_tokens=estimate_tokens(prompt), output_tokens=deltas)
-            )
-            if model.hourly_usd is None
-            else None
-        )
+        cost = None
+        if model.hourly_usd is None:
+            prompt = "".join(str(m.get("content", "")) for m in cell.task.to_messages())
+            usage = AttemptUsage(input_tokens=estimate_tokens(prompt), output_tokens=deltas)
+            cost = price_attempt(model, usage)
         self._footer[i] = {
             **self._footer[i],
             "ttft_s": live["first"] - live.get("call_start", live["start"]),
@@ -202,7 +206,6 @@ class PanelsView:
             "output_tokens": deltas,
             "cost_usd": cost,
         }
-        self._pending_footer.add(i)
 
     def _flush(self, force: bool = False) -> None:
         if not (
@@ -228,6 +231,8 @@ class PanelsView:
             or self._final_footers
             or (self._pending_footer and now - self._footer_sent >= self.footer_interval)
         ):
+            for i in self._pending_footer:
+                self._refresh_live_footer(i)
             message["f"] = {str(i): self._footer[i] for i in sorted(self._pending_footer)}
             self._pending_footer.clear()
             self._final_footers.clear()
