@@ -97,6 +97,7 @@ def _sim(args: argparse.Namespace) -> int:
 def _runs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from .api import runs
 
@@ -108,8 +109,8 @@ def _runs(args: argparse.Namespace) -> int:
         table.add_row(
             row["run_id"],
             str(row["created_at"])[:19],
-            str(row["name"] or ""),
-            ", ".join(row["models"]),
+            Text(str(row["name"] or "")),
+            Text(", ".join(row["models"])),
             str(row["calls"]),
             str(row["passed"]),
             f"${row['cost_usd']:.6f}" if row["cost_usd"] == row["cost_usd"] else "n/a",

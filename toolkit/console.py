@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .events import Event
 from .record import CallRecord
@@ -137,7 +138,7 @@ def summary_table(summary: pd.DataFrame, title: str = "Summary", width: int | No
                 no_wrap=probe,
             )
         for i in range(len(rows)):
-            table.add_row(*(cells[name][i] for name in kept))
+            table.add_row(*(Text(cells[name][i]) for name in kept))
         return table
 
     stack_headers = False
@@ -168,12 +169,13 @@ def failures_table(df: pd.DataFrame, limit: int = 8) -> Table | None:
     for name in ("model", "task", "attempts", "error_kind", "message"):
         table.add_column(name)
     for row in failed.head(limit).to_dict("records"):
+        # provider messages are untrusted: plain Text, never parsed as rich markup
         table.add_row(
-            row["model"],
-            row["task_id"],
+            Text(str(row["model"])),
+            Text(str(row["task_id"])),
             str(row["attempts"]),
             str(row["error_kind"]),
-            str(row["error_message"])[:80],
+            Text(str(row["error_message"])[:80]),
         )
     return table
 
