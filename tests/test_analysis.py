@@ -136,9 +136,11 @@ def test_cascade_by_hand() -> None:
     assert on_error["passed"] == 6
 
 
-def test_cascade_names_unknown_models() -> None:
+def test_cascade_names_unknown_models_and_needs_distinct_ones() -> None:
     with pytest.raises(ValueError, match="no logged calls for \\['nope'\\]"):
         frame().tk.cascade(["cheap", "nope"])
+    with pytest.raises(ValueError, match="must differ"):
+        frame().tk.cascade(["cheap", "cheap"])
 
 
 def test_by_task_and_flaky() -> None:
@@ -170,3 +172,14 @@ def test_pareto_and_latency_figures() -> None:
         [("cheap", 0.0012, 0.625), ("strong", 0.01, 0.875), ("pricey", 0.5, 0.0)]
     ) == ["cheap", "strong"]
     assert len(plot.latency(df).axes) == 2
+
+    # free (local) models are drawn and labelled, not dropped as "no cost data"
+    free = pd.concat([frame(), pd.DataFrame([call("local", "t1", 0, True, 0.0)])])
+    labels = {t.get_text() for t in plot.pareto(free).axes[0].texts}
+    assert "local (free)" in labels
+    all_free = pd.DataFrame([call("a", "t1", 0, True, 0.0), call("b", "t1", 0, False, 0.0)])
+    ax = plot.pareto(all_free).axes[0]
+    assert ax.get_xscale() == "linear" and {t.get_text() for t in ax.texts} == {
+        "a (free)",
+        "b (free)",
+    }

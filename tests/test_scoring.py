@@ -113,8 +113,11 @@ def test_threshold_and_scorers_in_a_run(sim_url: str) -> None:
     ]
     df = tk.run(tasks, [sim_model("good", sim_url)], store=False).df.set_index("task_id")
     assert df.loc["t1", "score"] == 1.0 and df.loc["t1", "passed"]
-    # the task's own scorer wins: "Paris" is no JSON, so no field is right
+    # the task's own scorer applies: "Paris" is no JSON, so no field is right
     assert df.loc["capital", "score"] == 0.0 and not df.loc["capital", "passed"]
+    # an explicit run-level scorer replaces the tasks' own
+    own = tk.run(tasks[1:], [sim_model("good", sim_url)], store=False, scorer="normalized").df
+    assert own.loc[0, "score"] == 1.0 and own.loc[0, "passed"]
     loose = tk.run(
         tasks[:1],
         [sim_model("good", sim_url)],
@@ -142,7 +145,8 @@ def test_a_raising_scorer_scores_zero_and_says_why(sim_url: str) -> None:
     def broken(answer: str, task: Any) -> float:
         raise KeyError("label")
 
-    df = tk.run(["hi"], [sim_model("good", sim_url)], store=False, scorer=broken).df
+    with pytest.warns(RuntimeWarning, match="scorer 'broken' raised KeyError"):
+        df = tk.run(["hi"], [sim_model("good", sim_url)], store=False, scorer=broken).df
     assert df.loc[0, "score"] == 0.0 and not df.loc[0, "passed"]
     assert any("KeyError" in e for e in df.loc[0, "validation_errors"])
 
@@ -185,6 +189,25 @@ def test_reask_sends_errors_back_and_charges_the_task() -> None:
     # both asks are billed to this task: 2 messages (system, user), then 4
     assert (record.input_tokens, record.output_tokens) == (40 + 80, 10)
     assert record.cost_usd == pytest.approx((120 * 1.0 + 10 * 2.0) / 1e6)
+
+
+def test_run_level_schema_replaces_the_tasks_own(sim_url: str) -> None:
+    task = {
+        "id": "capital",
+        "prompt": "Capital of France? One word.",
+        "expected": "Paris",
+        "schema": {"type": "string"},
+    }
+    own = tk.run([task], [sim_model("good", sim_url)], store=False).df
+    assert bool(own.loc[0, "valid"]) and own.loc[0, "validation_errors"] == []
+    strict = tk.run(
+        [task],
+        [sim_model("good", sim_url)],
+        store=False,
+        schema={"type": "object", "required": ["zzz"]},
+    ).df
+    assert not bool(strict.loc[0, "valid"]) and not strict.loc[0, "passed"]
+    assert any("object" in e for e in strict.loc[0, "validation_errors"])
 
 
 def test_structured_asks_for_json_schema() -> None:

@@ -50,7 +50,9 @@ def wilson(passed: int, calls: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / calls
     centre = (p + z * z / (2 * calls)) / denom
     half = z * math.sqrt(p * (1 - p) / calls + z * z / (4 * calls * calls)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low, high = centre - half, centre + half
+    # p = 0 or 1 makes one bound exact; do not let rounding show 6.9e-18 for it
+    return (0.0 if passed == 0 else max(0.0, low)), (1.0 if passed == calls else min(1.0, high))
 
 
 def _ratio(cost: float, passed: float) -> float:
@@ -174,7 +176,7 @@ def _needs_escalation(row: pd.Series, escalate_on: EscalateOn) -> bool:
 
 def _policy_row(
     policy: str,
-    escalate_on: str | None,
+    escalate_on: str,
     tasks: int,
     passed: int,
     cost: float,
@@ -208,6 +210,8 @@ def cascade(
     """
     if len(models) < 2:
         raise ValueError("cascade needs at least two models, cheapest first")
+    if len(set(models)) != len(models):
+        raise ValueError(f"cascade models must differ, got {list(models)}")
     known = set(df["model"])
     missing = [m for m in models if m not in known]
     if missing:
@@ -260,7 +264,7 @@ def cascade(
         rows.append(
             _policy_row(
                 f"{model} alone",
-                None,
+                "",
                 len(subset),
                 int(subset["passed"].sum()),
                 cost,

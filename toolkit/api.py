@@ -255,7 +255,8 @@ def load(run_id: str, store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
                 f"no run {run_id!r} in {str(store)!r}; recent runs: {known}. List them all "
                 "with tk.runs() (or `streambench runs --store PATH`)."
             )
-        return to_frame(db.records(run_id))
+        # the store keeps calls in the order they finished; rows come back in plan order
+        return to_frame(sorted(db.records(run_id), key=lambda r: r.seq))
     finally:
         db.close()
 

@@ -147,7 +147,8 @@ def run(
         models: the ``tk.Model`` objects to compare (unique aliases).
         repeats: how many times each task is asked of each model.
         concurrency: most calls in flight at once (``tk.Model(concurrency=...)`` bounds one model).
-        schema: a pydantic model class or JSON Schema dict each answer must fit.
+        schema: a pydantic model class or JSON Schema dict every answer must fit (it replaces
+            the tasks' own ``schema``; default: each task's own).
         system: a system prompt for every task that has none of its own.
         store: the SQLite file to log to (default ``./streambench.db``); ``False`` for none.
         retries: retries of a failed attempt (429, 5xx, overloaded, network, timeout, cut stream).
@@ -156,9 +157,10 @@ def run(
         name: a label for the run in ``tk.runs()``.
         live: a live dashboard in a notebook or a progress bar in a terminal (default: when
             there is one to show); ``False`` for none.
-        scorer: how answers are scored when a task names none (a name such as ``"numeric"``,
-            ``{"type": "choice", "options": [...]}``, a function ``(answer, task) -> float |
-            bool``, or ``(scorer, weight)`` pairs); default: match ``expected`` by its type.
+        scorer: how every answer is scored, replacing the tasks' own scorers (a name such as
+            ``"numeric"``, ``{"type": "choice", "options": [...]}``, a function ``(answer,
+            task) -> float | bool``, or ``(scorer, weight)`` pairs). Default: each task's own
+            ``scorer``, else matching ``expected`` by its type.
         threshold: a call passes when its score is at least this (default 1.0).
         reask: with a schema, send the validation errors back up to this many times; every
             re-ask's tokens and cost count for the same task.

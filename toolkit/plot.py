@@ -43,11 +43,19 @@ def pareto(df: pd.DataFrame, *, ax: Any = None, seed: int = 0) -> Figure:
         fig = ax.figure
     points: list[tuple[str, float, float]] = []
     skipped: list[str] = []
-    for row in table.to_dict("records"):
-        cost = row["cost_usd"] / row["calls"] if row["calls"] else float("nan")
-        if math.isnan(cost) or cost <= 0:
-            skipped.append(str(row["model"]))
+    rows = table.to_dict("records")
+    costs = [r["cost_usd"] / r["calls"] if r["calls"] else float("nan") for r in rows]
+    positive = [c for c in costs if not math.isnan(c) and c > 0]
+    log_scale = bool(positive)
+    # free models (local, price 0) sit at the left edge of a log axis, labelled as free
+    free_x = min(positive) / 4 if positive else 0.0
+    for row, cost in zip(rows, costs, strict=True):
+        label = str(row["model"])
+        if math.isnan(cost):
+            skipped.append(label)
             continue
+        if cost <= 0:
+            cost, label = free_x, f"{label} (free)"
         points.append((str(row["model"]), cost, row["success_rate"]))
         ax.errorbar(
             cost,
@@ -61,7 +69,7 @@ def pareto(df: pd.DataFrame, *, ax: Any = None, seed: int = 0) -> Figure:
             markersize=7,
         )
         ax.annotate(
-            str(row["model"]),
+            label,
             (cost, row["success_rate"]),
             textcoords="offset points",
             xytext=(6, 6),
@@ -78,8 +86,11 @@ def pareto(df: pd.DataFrame, *, ax: Any = None, seed: int = 0) -> Figure:
             label="Pareto frontier",
         )
         ax.legend(loc="lower right", fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("cost per task (USD, log scale)")
+    if log_scale:
+        ax.set_xscale("log")
+        ax.set_xlabel("cost per task (USD, log scale)")
+    else:
+        ax.set_xlabel("cost per task (USD)")
     ax.set_ylabel("success rate (95% Wilson interval)")
     ax.set_ylim(-0.02, 1.05)
     title = "Cost against success"

@@ -60,6 +60,7 @@ class CallRecord(BaseModel):
     expected: Any = None
     record_version: int = RECORD_VERSION
     reasks: int = 0
+    seq: int = Field(default=0, description="position in the run's plan (rows sort by it)")
 
 
 COLUMNS: tuple[str, ...] = tuple(CallRecord.model_fields)

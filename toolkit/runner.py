@@ -63,6 +63,7 @@ class Cell:
     model: Model
     repeat: int
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    seq: int = 0
 
 
 class Observer(Protocol):
@@ -89,7 +90,8 @@ def new_run_id() -> str:
 
 def plan(tasks: Sequence[Task], models: Sequence[Model], repeats: int) -> list[Cell]:
     """Cells in the order they start: each task on every model before the next task."""
-    return [Cell(t, m, r) for r in range(repeats) for t in tasks for m in models]
+    order = ((t, m, r) for r in range(repeats) for t in tasks for m in models)
+    return [Cell(t, m, r, seq=i) for i, (t, m, r) in enumerate(order)]
 
 
 def estimate_tokens(text: str) -> int:
@@ -214,15 +216,19 @@ class Runner:
         return cell.task.to_messages(system)
 
     def _scorer_for(self, cell: Cell) -> Any:
-        """The task's own scorer, else the run's, else automatic matching of ``expected``."""
-        if cell.task.scorer is not None:
-            return scoring.resolve(cell.task.scorer)
+        """The run's scorer (an explicit argument wins), else the task's, else automatic
+        matching of ``expected``."""
         if self.scorer is not None:
             return self.scorer
+        if cell.task.scorer is not None:
+            return scoring.resolve(cell.task.scorer)
         return scoring.auto() if cell.task.expected is not None else None
 
     def _schema_for(self, cell: Cell) -> validate.Schema | None:
-        return validate.Schema.of(cell.task.schema) if cell.task.schema is not None else self.schema
+        """The run's schema (an explicit argument wins), else the task's own."""
+        if self.schema is not None:
+            return self.schema
+        return validate.Schema.of(cell.task.schema) if cell.task.schema is not None else None
 
     async def _attempts(
         self, client: httpx2.AsyncClient, cell: Cell, t0: float, attempts: list[_Attempt]
@@ -439,6 +445,7 @@ class Runner:
                 except Exception as exc:  # a user's scorer that raises scores 0, and says why
                     score = 0.0
                     errors = [*errors, f"(scorer): {type(exc).__name__}: {exc}"]
+                    _scorer_failed(scorer, exc)
             elif valid is not None:
                 score = 1.0 if valid else 0.0
         passed = (
@@ -477,8 +484,26 @@ class Runner:
             passed=bool(passed),
             reasoning_text="".join(last.reasoning),
             reasks=sum(a.reasked for a in attempts),
+            seq=cell.seq,
             expected=expected,
         )
+
+
+_failed_scorers: set[str] = set()
+
+
+def _scorer_failed(scorer: Any, exc: Exception) -> None:
+    """Warn once per scorer that raised: its calls score 0 (see ``validation_errors``)."""
+    name = str(getattr(scorer, "name", scorer))
+    if name in _failed_scorers:
+        return
+    _failed_scorers.add(name)
+    warnings.warn(
+        f"scorer {name!r} raised {type(exc).__name__}: {exc}; those calls score 0 and say so "
+        "in validation_errors",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 
 _failed_observers: set[int] = set()

@@ -68,7 +68,10 @@ def contains(*, case_sensitive: bool = False) -> Scorer:
 
 def regex(pattern: str | None = None, *, flags: int = re.IGNORECASE) -> Scorer:
     """The answer matches ``pattern`` (default: ``expected`` read as a pattern)."""
-    compiled = re.compile(pattern, flags) if pattern is not None else None
+    try:
+        compiled = re.compile(pattern, flags) if pattern is not None else None
+    except re.error as exc:
+        raise ConfigError(f"regex scorer: {pattern!r} is not a valid pattern ({exc}).") from None
 
     def fn(answer: str, task: Any) -> bool:
         rx = compiled or re.compile(str(_expected(task)), flags)

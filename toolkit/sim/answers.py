@@ -64,6 +64,28 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# Plausible values for common field names, so simulated JSON reads like an answer.
+_BY_NAME: dict[str, list[str]] = {
+    "city": ["Tokyo", "Osaka", "Lyon", "Porto", "Denver"],
+    "country": ["Japan", "France", "Portugal", "Canada", "Kenya"],
+    "name": ["Ada Lovelace", "Grace Hopper", "Acme Ltd", "Nordlicht GmbH"],
+    "date": ["2026-03-14", "2026-06-05", "2026-11-25"],
+    "label": ["billing", "shipping", "other"],
+    "email": ["ada@example.com", "support@example.org"],
+}
+
+
+def _named(name: str, schema: dict[str, Any], rng: random.Random, root: dict[str, Any]) -> Any:
+    resolved = _resolve(schema, root)
+    if (
+        resolved.get("type", "string") == "string"
+        and "enum" not in resolved
+        and (choices := _BY_NAME.get(name.lower()))
+    ):
+        return rng.choice(choices)
+    return example_for(schema, rng, root)
+
+
 def example_for(
     schema: dict[str, Any],
     rng: random.Random,
@@ -81,7 +103,7 @@ def example_for(
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object":
         props = schema.get("properties") or {}
-        return {name: example_for(sub, rng, root) for name, sub in props.items()}
+        return {name: _named(name, sub, rng, root) for name, sub in props.items()}
     if kind == "array":
         items = schema.get("items") or {}
         return [example_for(items, rng, root) for _ in range(max(1, schema.get("minItems", 1)))]

@@ -69,12 +69,23 @@ class SimState:
     def profile(self, model_id: str) -> Profile:
         return self.profiles.get(model_id, DEFAULT_PROFILE)
 
+    def _task_key(self, messages: list[dict[str, Any]]) -> str:
+        """The prompt of the task a conversation is about: the latest user message that is a
+        known task's prompt (a re-ask's follow-up is not), else the latest user message."""
+        for message in reversed(messages):
+            content = message.get("content")
+            if message.get("role") == "user" and isinstance(content, str):
+                if content.strip() in self.tasks:
+                    return content.strip()
+        return _prompt_key(messages)
+
     def plan(self, model_id: str, messages: list[dict[str, Any]], response_format: Any) -> _Plan:
-        key = _prompt_key(messages)
-        n = self._seen[(model_id, key)]
-        self._seen[(model_id, key)] = n + 1
+        key = self._task_key(messages)
+        turns = len(messages)  # a follow-up (a re-ask) on the same task draws afresh
+        n = self._seen[(model_id, f"{turns}|{key}")]
+        self._seen[(model_id, f"{turns}|{key}")] = n + 1
         self.requests += 1
-        digest = hashlib.sha256(f"{self.seed}|{model_id}|{key}|{n}".encode()).digest()
+        digest = hashlib.sha256(f"{self.seed}|{model_id}|{key}|{turns}|{n}".encode()).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
         profile = self.profile(model_id)
         fault = None
