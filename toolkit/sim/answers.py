@@ -186,10 +186,12 @@ def compose(
                 expected[::-1] if len(expected) > 1 else "no",
             ]
         )
-    words = [w.strip(".,?!") for w in prompt.split() if len(w) > 3][:6]
-    topic = " ".join(words) or "your question"
+    question = " ".join(prompt.split())
+    topic = f'"{question[:77]}..."' if len(question) > 80 else f'"{question}"'
     picked = rng.sample(_SENTENCES, k=rng.randint(3, 5))
-    answer = f"Here is a short answer about {topic}.\n\n" + "\n".join(f"- {s}" for s in picked)
+    answer = f"A short answer to {topic if question else 'your question'}:\n\n" + "\n".join(
+        f"- {s}" for s in picked
+    )
     if "html" in prompt.lower():  # models answer HTML questions with HTML: it must stay text
         answer += '\n\nFor example: <img src=x onerror="window.__pwned=1"> shows a broken image.'
     return answer
