@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,10 @@ def test_demo_prints_the_summary_and_logs_to_the_store(tmp_path: Path) -> None:
     for model in ("gpt-5-mini", "gemini-2.5-flash", "claude-sonnet-4.5"):
         assert model in text
     assert "truncated" in text  # the demo's cut stream is a failure, not a success
+    # 95% intervals: success (Wilson) and cost per success (bootstrap), e.g. 47%-82%
+    assert re.search(r"\d+%-\d+%", text) and re.search(r"\$[\d.]+-\$[\d.]+", text)
+    # the routing what-if, priced from the logged rows: cheapest first, then the strongest
+    assert "gpt-5-mini -> claude-sonnet-4.5" in text and "gpt-5-mini alone" in text
     assert (tmp_path / "streambench.db").exists()
     assert str(tmp_path / "streambench.db") in text.replace("\n", "")
 

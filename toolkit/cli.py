@@ -8,14 +8,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ToolkitError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .console import LiveDisplay, failures_table, summary_table
+    from .console import LiveDisplay, cascade_table, failures_table, summary_table
     from .display import run
     from .frame import summarize
     from .tasks import load_tasks
@@ -60,10 +64,20 @@ def _demo(args: argparse.Namespace) -> int:
             )
     console.print()
     df = result.df
-    console.print(summary_table(summarize(df), title=f"Run {result.run_id}", width=console.width))
+    summary = summarize(df)
+    console.print(summary_table(summary, title=f"Run {result.run_id}", width=console.width))
     failed = failures_table(df)
     if failed is not None:
         console.print(failed)
+    policy = _cheap_first(df, summary)
+    if policy is not None:
+        console.print(
+            cascade_table(
+                df.tk.cascade(policy),
+                title=f"What cheap-first routing would have cost (no new calls): {policy[0]}, "
+                f"then {policy[1]} when it did not pass",
+            )
+        )
     retried = int((df["attempts"] > 1).sum())
     retries = int((df["attempts"] - 1).sum())
     console.print(
@@ -84,6 +98,21 @@ def _demo(args: argparse.Namespace) -> int:
         highlight=False,
     )
     return 0
+
+
+def _cheap_first(df: pd.DataFrame, summary: pd.DataFrame) -> list[str] | None:
+    """The demo's routing what-if: the cheapest model per call first, then the most successful."""
+    import math
+
+    calls = df.groupby("model", sort=False)["cost_usd"].mean()
+    if len(calls) < 2 or calls.isna().any():
+        return None
+    cheapest = str(calls.idxmin())
+    best = summary.sort_values(["success_rate", "cost_usd"], ascending=[False, True]).iloc[0]
+    strongest = str(best["model"])
+    if cheapest == strongest or math.isnan(float(best["success_rate"])):
+        return None
+    return [cheapest, strongest]
 
 
 def _sim(args: argparse.Namespace) -> int:

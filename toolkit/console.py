@@ -79,13 +79,33 @@ def _fmt_s(value: Any) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.2f}s"
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _fmt_rate_ci(row: Any) -> str:
+    low, high = row.get("success_ci_low"), row.get("success_ci_high")
+    if _missing(low) or _missing(high):
+        return "-"
+    return f"{low:.0%}-{high:.0%}"
+
+
+def _fmt_usd_ci(row: Any) -> str:
+    low, high = row.get("cost_per_success_ci_low"), row.get("cost_per_success_ci_high")
+    if _missing(low) or _missing(high):
+        return "-"
+    return f"{_fmt_usd(low)}-{_fmt_usd(high)}"
+
+
 _SUMMARY_COLUMNS: list[tuple[str, Any]] = [
     ("model", lambda r: str(r["model"])),
     ("calls", lambda r: str(r["calls"])),
     ("passed", lambda r: str(r["passed"])),
     ("success", lambda r: f"{r['success_rate']:.0%}"),
+    ("success 95% CI", _fmt_rate_ci),
     ("spend", lambda r: _fmt_usd(r["cost_usd"])),
     ("cost per success", lambda r: _fmt_usd(r["cost_per_success"])),
+    ("cost per success 95% CI", _fmt_usd_ci),
     ("p50 latency", lambda r: _fmt_s(r["p50_latency_s"])),
     ("p95 latency", lambda r: _fmt_s(r["p95_latency_s"])),
     ("p50 TTFT", lambda r: _fmt_s(r["p50_ttft_s"])),
@@ -93,8 +113,18 @@ _SUMMARY_COLUMNS: list[tuple[str, Any]] = [
     ("retries", lambda r: str(r["retries"])),
     ("errors", lambda r: str(r["errors"])),
 ]
+# Headers that differ from the column's name (both intervals are headed "95% CI").
+_HEADERS = {"success 95% CI": "95% CI", "cost per success 95% CI": "95% CI"}
 # What a narrow terminal gives up first; the columns that decide (cost per success) stay.
-_DROP_ORDER = ["p95 latency", "tokens/s", "p50 TTFT", "p50 latency", "passed"]
+_DROP_ORDER = [
+    "p95 latency",
+    "tokens/s",
+    "p50 TTFT",
+    "p50 latency",
+    "passed",
+    "success 95% CI",
+    "cost per success 95% CI",
+]
 
 
 def summary_table(summary: pd.DataFrame, title: str = "Summary", width: int | None = None) -> Table:
@@ -110,7 +140,7 @@ def summary_table(summary: pd.DataFrame, title: str = "Summary", width: int | No
     cells = {name: [fmt(row) for row in rows] for name, fmt in _SUMMARY_COLUMNS}
     # the widest value, or the longest word of the header, whichever is wider
     need = {
-        name: max([len(v) for v in values] + [len(w) for w in name.split()])
+        name: max([len(v) for v in values] + [len(w) for w in _HEADERS.get(name, name).split()])
         for name, values in cells.items()
     }
     dropped: list[str] = []
@@ -128,9 +158,9 @@ def summary_table(summary: pd.DataFrame, title: str = "Summary", width: int | No
         kept = [n for n, _ in _SUMMARY_COLUMNS if n not in dropped]
         for name in kept:
             # a probe's header is as wide as the column must be: its widest value or word
-            header = "x" * need[name] if probe else name
+            header = "x" * need[name] if probe else _HEADERS.get(name, name)
             if stack_headers and not probe:
-                header = name.replace(" ", "\n")
+                header = header.replace(" ", "\n")
             table.add_column(
                 header,
                 justify="left" if name == "model" else "right",
@@ -143,13 +173,38 @@ def summary_table(summary: pd.DataFrame, title: str = "Summary", width: int | No
 
     stack_headers = False
     if width is not None and _natural_width(build()) > width:
-        stack_headers = True  # one word a line before any column is given up
+        # Give up the two least deciding columns before headers go one word a line; after
+        # that, stacked headers before any other column.
+        for name in _DROP_ORDER[:2]:
+            dropped.append(name)
+            if _natural_width(build()) <= width:
+                return build()
+        dropped.clear()
+        stack_headers = True
         for name in _DROP_ORDER:
             if _natural_width(build(probe=True)) <= width:
                 break
             dropped.append(name)
-    table = build()
-    return table
+    return build()
+
+
+def cascade_table(table: pd.DataFrame, title: str = "Cheap first, from the logged calls") -> Table:
+    """A rich table of ``df.tk.cascade(...)``: the policy beside each model alone."""
+    from rich import box
+
+    out = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("policy", "passed", "success", "spend", "cost per success", "escalated"):
+        out.add_column(name, justify="left" if name == "policy" else "right")
+    for row in table.to_dict("records"):
+        out.add_row(
+            Text(str(row["policy"])),
+            f"{row['passed']}/{row['tasks']}",
+            f"{row['success_rate']:.0%}",
+            _fmt_usd(row["cost_usd"]),
+            _fmt_usd(row["cost_per_success"]),
+            f"{row['escalation_rate']:.0%}" if row["escalate_on"] else "-",
+        )
+    return out
 
 
 def _natural_width(table: Table) -> int:
