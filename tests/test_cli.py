@@ -50,15 +50,10 @@ def test_user_errors_exit_2_with_the_fix(tmp_path: Path) -> None:
 
 
 def test_sim_command_serves_the_openai_sdk(tmp_path: Path) -> None:
-    import socket
-
     import openai
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "sim", "--port", str(port), "--speed", "50"],
+        [sys.executable, "-m", "toolkit", "sim", "--port", "0", "--speed", "50"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -66,12 +61,13 @@ def test_sim_command_serves_the_openai_sdk(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        for line in proc.stdout:  # uvicorn says when it listens
-            if "Uvicorn running on" in line:
+        base_url = ""
+        for line in proc.stdout:  # it says where it listens, with the port it was given
+            if line.startswith("streambench simulator on "):
+                base_url = line.split()[3]
                 break
-        client = openai.OpenAI(
-            base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=5
-        )
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9]\d*/v1", base_url), base_url
+        client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=5)
         models = {m.id for m in client.models.list()}
         assert "gpt-5-mini" in models
         reply = client.chat.completions.create(

@@ -221,7 +221,11 @@ def test_key_echoed_by_the_provider_is_redacted(monkeypatch: pytest.MonkeyPatch)
 
     def handler(request: httpx2.Request) -> httpx2.Response:
         key = request.headers["authorization"].removeprefix("Bearer ")
-        return httpx2.Response(401, json={"error": {"message": f"Incorrect API key: {key}"}})
+        return httpx2.Response(
+            401,
+            json={"error": {"message": f"Incorrect API key: {key}"}},
+            headers={"x-request-id": f"req_{key}"},  # a proxy that echoes it in an id
+        )
 
     async def go() -> CallRecord:
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
@@ -234,6 +238,7 @@ def test_key_echoed_by_the_provider_is_redacted(monkeypatch: pytest.MonkeyPatch)
     assert "Incorrect API key" in (record.error_message or "")
     assert secret not in record.model_dump_json()
     assert secret[:12] not in (record.error_message or "")
+    assert record.request_id is not None and record.request_id.startswith("req_")
 
 
 def test_a_broken_observer_does_not_lose_the_call(sim_url: str) -> None:

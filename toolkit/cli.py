@@ -118,8 +118,10 @@ def _cheap_first(df: pd.DataFrame, summary: pd.DataFrame) -> list[str] | None:
 def _sim(args: argparse.Namespace) -> int:
     from .sim.server import run_forever
 
-    print(f"streambench simulator on http://127.0.0.1:{args.port}/v1 (Ctrl-C to stop)")
-    run_forever(args.port, seed=args.seed, speed=args.speed)
+    def ready(base_url: str) -> None:
+        print(f"streambench simulator on {base_url} (Ctrl-C to stop)", flush=True)
+
+    run_forever(args.port, seed=args.seed, speed=args.speed, on_ready=ready)
     return 0
 
 
@@ -231,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     sim = sub.add_parser("sim", help="serve the OpenAI-compatible simulator on 127.0.0.1")
-    sim.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (8765)")
+    sim.add_argument(
+        "--port", type=int, default=8765, help="port on 127.0.0.1 (8765; 0 picks a free one)"
+    )
     sim.add_argument("--seed", type=int, default=0, help="makes answers and faults reproducible")
     sim.add_argument(
         "--speed", type=float, default=1.0, help="divides every delay (10 = ten times faster)"

@@ -411,13 +411,19 @@ class Runner:
         elif last.finish is None:
             error_kind, message = "truncated", "stream ended without a finish reason"
         status: Status = "ok" if error_kind is None else "error"
+        # Whatever the provider sent back may echo the key (error bodies, ids, even answers):
+        # none of it reaches the record with the key in it.
+        secrets = [k for k in [_key_value(model)] if k]
         if message is not None:
             server = model.server
             if server is not None and not server.alive():
                 message += f"\nthe local server died; its last log lines:\n{server.last_log()}"
-            message = redact(message, [k for k in [_key_value(model)] if k])
+            message = redact(message, secrets)
+        request_id = last.request_id or last.response_id
+        if request_id is not None:
+            request_id = redact(request_id, secrets)
 
-        text = "".join(last.text)
+        text = _without(secrets, "".join(last.text))
         out_tokens_last = (
             last.usage.output_tokens
             if last.usage is not None and last.usage.output_tokens is not None
@@ -464,7 +470,7 @@ class Runner:
             status=status,
             error_kind=error_kind,
             error_message=message,
-            request_id=last.request_id or last.response_id,
+            request_id=request_id,
             started_at=started_at,
             ttft_s=(last.first_t - t0) if last.first_t is not None else None,
             latency_s=end - t0,
@@ -482,7 +488,7 @@ class Runner:
             validation_errors=errors,
             score=score,
             passed=bool(passed),
-            reasoning_text="".join(last.reasoning),
+            reasoning_text=_without(secrets, "".join(last.reasoning)),
             reasks=sum(a.reasked for a in attempts),
             seq=cell.seq,
             expected=expected,
@@ -520,6 +526,15 @@ def _observer_failed(observer: object, exc: Exception) -> None:
         RuntimeWarning,
         stacklevel=2,
     )
+
+
+def _without(secrets: list[str], text: str) -> str:
+    """``text`` with the key's exact value removed (model output: no pattern-based redaction,
+    which could eat legitimate text)."""
+    for secret in secrets:
+        if len(secret) >= 4 and secret in text:
+            text = text.replace(secret, "[REDACTED]")
+    return text
 
 
 def _key_value(model: Model) -> str | None:

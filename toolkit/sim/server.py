@@ -136,9 +136,20 @@ def serve(
         yield server.base_url
 
 
-def run_forever(port: int, *, seed: int = 0, speed: float = 1.0) -> None:
-    """Serve the simulator in the foreground until interrupted (``streambench sim``)."""
+def run_forever(port: int, *, seed: int = 0, speed: float = 1.0, on_ready: Any = None) -> None:
+    """Serve the simulator in the foreground until interrupted (``streambench sim``).
+
+    ``on_ready(base_url)`` is called once it listens (with the real port when ``port`` is 0).
+    """
+
+    class Foreground(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            bound = next((s.getsockname()[1] for srv in self.servers for s in srv.sockets), port)
+            if on_ready is not None:
+                on_ready(f"http://127.0.0.1:{bound}/v1")
+
     config = uvicorn.Config(
         _app(None, seed, speed, None), host="127.0.0.1", port=port, log_level="info", lifespan="off"
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    asyncio.run(Foreground(config).serve())
