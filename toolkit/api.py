@@ -126,10 +126,17 @@ async def arun(
         retries=retries,
         seed=seed,
         observers=observers,
-        name=name,
+        name=name if name is not None else _default_name(tasks),
         run_id=run_id,
         checks=_checks(scorer, threshold, reask, structured),
     )
+
+
+def _default_name(tasks: Any) -> str:
+    """A run's label in ``tk.runs()`` when none is given: the dataset's name, else ``run``."""
+    if isinstance(tasks, str | Path):
+        return Path(tasks).stem or "run"
+    return "run"
 
 
 async def _execute(
