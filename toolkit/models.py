@@ -208,8 +208,9 @@ def check_models(models: object) -> list[Model]:
             )
         if m.name in seen:
             raise ConfigError(
-                f"Duplicate model alias {m.name!r}: give each model its own name, e.g. "
-                f"tk.Model('{m.name}-t0', model_id='{m.wire_model}', temperature=0)."
+                f"Duplicate model alias {m.name!r}: give each model its own name; to compare "
+                f"one model under two settings, e.g. tk.Model('{m.name}-t0', "
+                f"model_id='{m.wire_model}', temperature=0)."
             )
         seen.add(m.name)
         out.append(m)

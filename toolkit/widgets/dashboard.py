@@ -28,8 +28,12 @@ class RunDashboard(anywidget.AnyWidget):
     state = traitlets.Dict({}).tag(sync=True)
 
     def __repr__(self) -> str:
+        # Front ends without widgets keep the repr taken when the dashboard was displayed (at
+        # 0 calls done): say what it is, not a count that would read as stale.
         s = self.state
-        return f"<streambench run: {s.get('done', 0)}/{s.get('total', 0)} calls>"
+        if s.get("state") in ("finished", "interrupted", "cancelled"):
+            return f"<streambench run dashboard: {s.get('done', 0)}/{s.get('total', 0)} calls>"
+        return f"<streambench run dashboard: {s.get('total', 0)} calls planned; see run.df>"
 
 
 class DashboardView:
