@@ -297,18 +297,58 @@ async def stream(
             (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
         )
         yield Started(attempt, request_id, call_id, time.monotonic())
-        async for event in _read_response(response, translator):
-            yield event
+        if response.status_code < 400 and _content_type(response) == "text/event-stream":
+            # The hot path, inline: one async generator between the bytes and the runner.
+            try:
+                async for sse in httpx2.EventSource(response):
+                    for event in translator.feed(sse.data, sse.event):
+                        yield event
+                    if translator.done or translator.failed:
+                        break
+                for event in translator.end():
+                    yield event
+            except _READ_ERRORS as exc:
+                yield _read_failure(exc, translator)
+        else:
+            async for event in _read_response(response, translator):
+                yield event
     finally:
         await response.aclose()
+
+
+def _content_type(response: httpx2.Response) -> str:
+    return response.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+_READ_ERRORS = (httpx2.TimeoutException, httpx2.SSEError, httpx2.TransportError, OSError)
+
+
+def _read_failure(exc: BaseException, translator: ChunkTranslator) -> StreamError:
+    """The error event for a failure while reading a response body."""
+    t = time.monotonic()
+    if isinstance(exc, httpx2.TimeoutException):
+        message = "stream stalled: no data within the timeout"
+        return StreamError("timeout", message, True, call_id=translator.call_id, t=t)
+    if isinstance(exc, httpx2.SSEError):
+        message = f"bad event stream: {exc}"
+        return StreamError("invalid_response", message, False, call_id=translator.call_id, t=t)
+    return StreamError(
+        "truncated" if not translator.finish_reason else "network",
+        f"connection lost mid-stream: {type(exc).__name__}: {exc}",
+        True,
+        call_id=translator.call_id,
+        t=t,
+    )
 
 
 async def _read_response(
     response: httpx2.Response,
     translator: ChunkTranslator,
 ) -> AsyncIterator[Event]:
+    """Events for a response that is not an event stream: an error status, a whole JSON body
+    sent to a streaming request, or something else (an HTML page from a proxy)."""
     call_id = translator.call_id
-    content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    content_type = _content_type(response)
     try:
         if response.status_code >= 400:
             raw = (await response.aread()).decode("utf-8", "replace")
@@ -339,15 +379,6 @@ async def _read_response(
                 t=time.monotonic(),
             )
             return
-        if content_type == "text/event-stream":
-            async for sse in httpx2.EventSource(response):
-                for event in translator.feed(sse.data, sse.event):
-                    yield event
-                if translator.done or translator.failed:
-                    break
-            for event in translator.end():
-                yield event
-            return
         raw = (await response.aread()).decode("utf-8", "replace")
         if content_type.endswith("json") or raw.lstrip().startswith("{"):
             try:
@@ -367,27 +398,5 @@ async def _read_response(
             call_id=call_id,
             t=time.monotonic(),
         )
-    except httpx2.TimeoutException:
-        yield StreamError(
-            "timeout",
-            "stream stalled: no data within the timeout",
-            True,
-            call_id=call_id,
-            t=time.monotonic(),
-        )
-    except httpx2.SSEError as exc:
-        yield StreamError(
-            "invalid_response",
-            f"bad event stream: {exc}",
-            False,
-            call_id=call_id,
-            t=time.monotonic(),
-        )
-    except (httpx2.TransportError, OSError) as exc:
-        yield StreamError(
-            "truncated" if not translator.finish_reason else "network",
-            f"connection lost mid-stream: {type(exc).__name__}: {exc}",
-            True,
-            call_id=call_id,
-            t=time.monotonic(),
-        )
+    except _READ_ERRORS as exc:
+        yield _read_failure(exc, translator)
