@@ -93,11 +93,13 @@ _SECRET_PATTERNS = [
 ]
 
 
-def redact(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
-    """Remove API keys from ``text``: the given secret values and anything shaped like a key."""
+def redact(text: str, secrets: list[str] | tuple[str, ...] = (), *, patterns: bool = True) -> str:
+    """Remove API keys from ``text``: the given secret values and, with ``patterns``, anything
+    shaped like a key (off for model output, where a key-shaped pattern can be legitimate)."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[REDACTED]")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + "[REDACTED]", text)
+    if patterns:
+        for pattern in _SECRET_PATTERNS:
+            text = pattern.sub(lambda m: m.group(1) + "[REDACTED]", text)
     return text

@@ -423,7 +423,7 @@ class Runner:
         if request_id is not None:
             request_id = redact(request_id, secrets)
 
-        text = _without(secrets, "".join(last.text))
+        text = redact("".join(last.text), secrets, patterns=False)
         out_tokens_last = (
             last.usage.output_tokens
             if last.usage is not None and last.usage.output_tokens is not None
@@ -488,7 +488,7 @@ class Runner:
             validation_errors=errors,
             score=score,
             passed=bool(passed),
-            reasoning_text=_without(secrets, "".join(last.reasoning)),
+            reasoning_text=redact("".join(last.reasoning), secrets, patterns=False),
             reasks=sum(a.reasked for a in attempts),
             seq=cell.seq,
             expected=expected,
@@ -526,15 +526,6 @@ def _observer_failed(observer: object, exc: Exception) -> None:
         RuntimeWarning,
         stacklevel=2,
     )
-
-
-def _without(secrets: list[str], text: str) -> str:
-    """``text`` with the key's exact value removed (model output: no pattern-based redaction,
-    which could eat legitimate text)."""
-    for secret in secrets:
-        if len(secret) >= 4 and secret in text:
-            text = text.replace(secret, "[REDACTED]")
-    return text
 
 
 def _key_value(model: Model) -> str | None:
