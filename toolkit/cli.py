@@ -69,7 +69,7 @@ def _demo(args: argparse.Namespace) -> int:
     failed = failures_table(df)
     if failed is not None:
         console.print(failed)
-    policy = _cheap_first(df, summary)
+    policy = _cheap_first(summary)
     if policy is not None:
         console.print(
             cascade_table(
@@ -100,19 +100,15 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cheap_first(df: pd.DataFrame, summary: pd.DataFrame) -> list[str] | None:
+def _cheap_first(summary: pd.DataFrame) -> list[str] | None:
     """The demo's routing what-if: the cheapest model per call first, then the most successful."""
-    import math
-
-    calls = df.groupby("model", sort=False)["cost_usd"].mean()
-    if len(calls) < 2 or calls.isna().any():
+    per_call = (summary["cost_usd"] / summary["calls"]).set_axis(summary["model"])
+    if len(per_call) < 2 or per_call.isna().any():
         return None
-    cheapest = str(calls.idxmin())
+    cheapest = str(per_call.idxmin())
     best = summary.sort_values(["success_rate", "cost_usd"], ascending=[False, True]).iloc[0]
     strongest = str(best["model"])
-    if cheapest == strongest or math.isnan(float(best["success_rate"])):
-        return None
-    return [cheapest, strongest]
+    return None if cheapest == strongest else [cheapest, strongest]
 
 
 def _sim(args: argparse.Namespace) -> int:

@@ -31,9 +31,9 @@ class RunDashboard(anywidget.AnyWidget):
         # Front ends without widgets keep the repr taken when the dashboard was displayed (at
         # 0 calls done): say what it is, not a count that would read as stale.
         s = self.state
-        if s.get("state") in ("finished", "interrupted", "cancelled"):
-            return f"<streambench run dashboard: {s.get('done', 0)}/{s.get('total', 0)} calls>"
-        return f"<streambench run dashboard: {s.get('total', 0)} calls planned; see run.df>"
+        if s.get("state") in ("starting", "running"):
+            return f"<streambench run dashboard: {s.get('total', 0)} calls planned; see run.df>"
+        return f"<streambench run dashboard: {s.get('done', 0)}/{s.get('total', 0)} calls>"
 
 
 class DashboardView:
