@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import __version__
 from .errors import ToolkitError
 
 if TYPE_CHECKING:
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="streambench",
         description="Stream prompts to several LLMs, log every call, find the cost per success.",
     )
+    parser.add_argument("--version", action="version", version=f"streambench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the bundled demo on the local simulator (no keys)")

@@ -51,7 +51,13 @@ class Task:
 
 
 def _bundled_dir() -> Path:
-    return Path(str(resources.files("toolkit._datasets")))
+    """Where the bundled JSONL files are: ``toolkit/_datasets`` in an installed wheel (which
+    maps the repository's ``datasets/`` there), the repository's ``datasets/`` in an editable
+    checkout."""
+    try:
+        return Path(str(resources.files("toolkit._datasets")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "datasets"
 
 
 def bundled_path(name: str) -> Path | None:
