@@ -155,31 +155,64 @@ def test_by_task_and_flaky() -> None:
     assert list(flaky["pass_rate"]) == [0.5, 0.5]
 
 
-def test_pareto_and_latency_figures() -> None:
-    import matplotlib
+def cancelled_call(model: str, task: str, repeat: int, cost: float | None) -> dict[str, object]:
+    """A call the user interrupted: logged as an error of kind "cancelled"."""
+    return {**call(model, task, repeat, False, cost, status="error"), "error_kind": "cancelled"}
 
-    matplotlib.use("Agg")
-    from toolkit import plot
 
-    df = pd.concat([frame(), pd.DataFrame([call("pricey", "t1", 0, False, 0.5)])])
-    fig = plot.pareto(df)
-    ax = fig.axes[0]
-    assert ax.get_xscale() == "log"
-    labels = {t.get_text() for t in ax.texts}
-    assert labels == {"cheap", "strong", "pricey"}
-    # pricey costs more and succeeds less than both: it is off the frontier
-    assert plot.frontier(
-        [("cheap", 0.0012, 0.625), ("strong", 0.01, 0.875), ("pricey", 0.5, 0.0)]
-    ) == ["cheap", "strong"]
-    assert len(plot.latency(df).axes) == 2
+def test_cancelled_calls_say_nothing_about_the_model() -> None:
+    df = pd.concat(
+        [
+            frame().assign(error_kind=None),
+            pd.DataFrame(
+                [
+                    cancelled_call("cheap", "t1", 2, 0.0004),
+                    cancelled_call("cheap", "t5", 0, 0.0001),  # t5: only ever cancelled
+                    cancelled_call("gone", "t1", 0, None),  # a model with nothing but that
+                ]
+            ),
+        ]
+    )
+    s = df.tk.summary().set_index("model")
+    cheap = s.loc["cheap"]
+    # exactly the figures of the same run without the interrupt
+    assert (cheap["tasks"], cheap["calls"], cheap["passed"], cheap["errors"]) == (4, 8, 5, 1)
+    assert cheap["success_rate"] == pytest.approx(5 / 8, abs=T)
+    assert cheap["cost_usd"] == pytest.approx(0.0095, abs=T)
+    assert cheap["cost_per_success"] == pytest.approx(0.0095 / 5, abs=T)
+    # ... with the cancelled calls and what they were billed, apart
+    assert cheap["cancelled"] == 2
+    assert cheap["cancelled_cost_usd"] == pytest.approx(0.0005, abs=T)
+    assert s.loc["strong", "cancelled"] == 0 and s.loc["strong", "cancelled_cost_usd"] == 0
+    gone = s.loc["gone"]
+    assert (gone["calls"], gone["passed"], gone["cancelled"]) == (0, 0, 1)
+    assert math.isnan(gone["success_rate"]) and math.isnan(gone["cost_per_success"])
+    assert math.isnan(gone["cancelled_cost_usd"])  # unknown spend is never zero
 
-    # free (local) models are drawn and labelled, not dropped as "no cost data"
-    free = pd.concat([frame(), pd.DataFrame([call("local", "t1", 0, True, 0.0)])])
-    labels = {t.get_text() for t in plot.pareto(free).axes[0].texts}
-    assert "local (free)" in labels
-    all_free = pd.DataFrame([call("a", "t1", 0, True, 0.0), call("b", "t1", 0, False, 0.0)])
-    ax = plot.pareto(all_free).axes[0]
-    assert ax.get_xscale() == "linear" and {t.get_text() for t in ax.texts} == {
-        "a (free)",
-        "b (free)",
-    }
+    matrix = df.tk.by_task()
+    assert matrix.loc["t1", "cheap"] == 0.5  # not 1/3: the cancelled repeat is no failure
+    assert "t5" not in matrix.index and "gone" not in matrix.columns
+    # t1 on cheap: one pass, one fail, one cancelled: flaky as before, on 2 runs
+    flaky = df.tk.flaky().set_index(["task_id", "model"])
+    assert flaky.loc[("t1", "cheap"), "runs"] == 2
+
+
+def test_cascade_leaves_out_pairs_an_interrupt_touched() -> None:
+    df = pd.concat([frame(), pd.DataFrame([cancelled_call("strong", "t3", 2, 0.01)])])
+    whole = frame().tk.cascade(["cheap", "strong"]).set_index("policy")
+    same = df.tk.cascade(["cheap", "strong"]).set_index("policy")
+    pd.testing.assert_frame_equal(pd.DataFrame(same), pd.DataFrame(whole))
+    # t1 repeat 1 cancelled on the strong model: that pair is out, for every row
+    df = pd.concat(
+        [
+            frame()[lambda d: ~((d.model == "strong") & (d.task_id == "t1") & (d.repeat == 1))],
+            pd.DataFrame([cancelled_call("strong", "t1", 1, 0.01)]),
+        ]
+    )
+    table = df.tk.cascade(["cheap", "strong"]).set_index("policy")
+    assert list(table["tasks"]) == [7, 7, 7]
+    policy = table.iloc[0]
+    # t3r0 (error) and t3r1 escalate: 0.0085 + 2 x 0.01, and 6 of the 7 pairs pass
+    assert policy["cost_usd"] == pytest.approx(0.0285, abs=T)
+    assert (policy["passed"], policy["calls_made"]) == (6, 9)
+    assert table.loc["strong alone", "cost_usd"] == pytest.approx(0.07, abs=T)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime
 
+import pytest
+
+from toolkit.cli import main
 from toolkit.record import CallRecord
 from toolkit.store import Store
 
@@ -45,3 +49,38 @@ def test_rows_are_committed_as_they_are_added(store_path: str) -> None:
     assert runs.loc[0, "calls"] == 2 and runs.loc[0, "cost_usd"] == 1.0
     writer.close()
     again.close()
+
+
+def test_runs_show_planned_done_and_cancelled(
+    store_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = Store(store_path)
+    store.begin_run("r1", models=["m"], n_tasks=6, repeats=2, n_planned=12)
+    for i in range(5):
+        store.add(record(f"ok{i}"))
+    for i in range(2):  # in flight when the user interrupted: billed, then cancelled
+        store.add(
+            record(f"cut{i}").model_copy(
+                update={"status": "error", "error_kind": "cancelled", "passed": False}
+            )
+        )
+    store.add(
+        record("failed").model_copy(
+            update={"status": "error", "error_kind": "timeout", "passed": False}
+        )
+    )
+    runs = store.runs().iloc[0]
+    assert (runs["planned_calls"], runs["calls"], runs["done"], runs["cancelled"]) == (12, 8, 6, 2)
+    assert runs["passed"] == 5
+    assert runs["cost_usd"] == 4.0  # everything billed, the cancelled calls' spend included
+    store.close()
+
+    # the command line says the same: planned 12, done 6, cancelled 2
+    assert main(["runs", "--store", store_path]) == 0
+    listed = capsys.readouterr().out
+    assert re.search(r"r1 .*\b12\b.*\b6\b.*\b2\b.*\b5\b.*\$4\.00", listed), listed
+    assert main(["show", "r1", "--store", store_path]) == 0
+    shown = capsys.readouterr().out
+    # 5 of the 6 calls that ran passed: 83%, not 5 of 8; the 2 cancelled are counted apart
+    assert "83%" in shown and "62%" not in shown
+    assert "2 calls cancelled by the interrupt" in shown and "billed $1.00" in shown

@@ -8,14 +8,23 @@ Definitions:
     success_ci_*: Wilson score interval, 95%.
     cost_per_success_ci_*: percentile bootstrap over tasks (all a task's calls move together),
         95%, seeded: the same seed gives the same interval.
+
+Cancelled calls (``error_kind="cancelled"``: the user interrupted the run while they were in
+flight) say nothing about the model: they are left out of every rate, count and cost above
+(the rows stay in the frame) and reported apart, as ``cancelled`` and ``cancelled_cost_usd``
+(what they were billed: the spend of the whole run is ``cost_usd + cancelled_cost_usd``).
+
+The summary and cascade frames keep their numeric columns for analysis; in a notebook they
+render as a formatted table (percentages, dollars, intervals as ``58% (39-76%)``).
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from html import escape
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,6 +48,9 @@ SUMMARY_COLUMNS = [
     "tokens_per_s",
     "retries",
     "errors",
+    # Added columns (never rename the ones above).
+    "cancelled",
+    "cancelled_cost_usd",
 ]
 
 
@@ -99,14 +111,38 @@ def _quantile(series: pd.Series, q: float) -> float:
     return float(values.quantile(q)) if len(values) else float("nan")
 
 
-def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
-    """One row per model (in order of first appearance) with ``SUMMARY_COLUMNS``."""
+def cancelled(df: pd.DataFrame) -> pd.Series:
+    """True for the rows of calls the user cancelled (``error_kind="cancelled"``)."""
+    if "error_kind" not in df.columns:
+        return pd.Series(False, index=df.index, dtype=bool)
+    return (df["error_kind"] == "cancelled").fillna(False).astype(bool)
+
+
+def _finished(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without its cancelled rows."""
+    return df[~cancelled(df).to_numpy()]
+
+
+def _spend(costs: pd.Series) -> float:
+    """The sum of ``costs``, NaN when any is unknown (never silently zero)."""
+    return float(costs.sum()) if bool(costs.notna().all()) else float("nan")
+
+
+def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFrame:
+    """One row per model (in order of first appearance) with ``SUMMARY_COLUMNS``.
+
+    Cancelled calls are counted apart (``cancelled``, ``cancelled_cost_usd``) and nowhere else;
+    a model whose every call was cancelled keeps its row, with NaN rates.
+    """
     rows = []
-    for model, g in df.groupby("model", sort=False):
+    # positional, not by label: a frame made by pd.concat may repeat index labels
+    flagged = df.assign(_cancelled=cancelled(df).to_numpy())
+    for model, every in flagged.groupby("model", sort=False):
+        dropped = every["_cancelled"].to_numpy(dtype=bool)
+        g = every[~dropped]
         calls = len(g)
         passed = int(g["passed"].sum())
-        priced = bool(g["cost_usd"].notna().all())
-        cost = float(g["cost_usd"].sum()) if priced else float("nan")
+        cost = _spend(g["cost_usd"])
         low, high = wilson(passed, calls)
         per_task = g.groupby("task_id", sort=True).agg(
             cost=("cost_usd", lambda s: s.sum() if s.notna().all() else float("nan")),
@@ -130,7 +166,7 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> pd.DataFr
                 "success_ci_low": low,
                 "success_ci_high": high,
                 "cost_usd": cost,
-                "cost_per_success": _ratio(cost, passed),
+                "cost_per_success": _ratio(cost, passed) if calls else float("nan"),
                 "cost_per_success_ci_low": ci_low,
                 "cost_per_success_ci_high": ci_high,
                 "p50_latency_s": _median(ok["latency_s"]),
@@ -139,13 +175,19 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> pd.DataFr
                 "tokens_per_s": _median(ok["tokens_per_s"]),
                 "retries": int((g["attempts"] - 1).clip(lower=0).sum()),
                 "errors": int((g["status"] == "error").sum()),
+                "cancelled": int(dropped.sum()),
+                "cancelled_cost_usd": _spend(every["cost_usd"][dropped]),
             }
         )
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return SummaryFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def by_task(df: pd.DataFrame) -> pd.DataFrame:
-    """Task x model matrix of pass rates over repeats (NaN where a model never ran a task)."""
+    """Task x model matrix of pass rates over repeats (NaN where a model never ran a task).
+
+    Cancelled calls are left out: a task whose calls were all cancelled is NaN, not 0.
+    """
+    df = _finished(df)
     table = df.assign(passed=df["passed"].astype(float)).pivot_table(
         index="task_id", columns="model", values="passed", aggfunc="mean", sort=False
     )
@@ -154,8 +196,11 @@ def by_task(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def flaky(df: pd.DataFrame) -> pd.DataFrame:
-    """Tasks whose outcome changes across repeats of the same model."""
-    grouped = df.groupby(["task_id", "model"], sort=False)["passed"].agg(["count", "sum"])
+    """Tasks whose outcome changes across repeats of the same model (cancelled calls left
+    out: a cancelled repeat is not an outcome)."""
+    grouped = (
+        _finished(df).groupby(["task_id", "model"], sort=False)["passed"].agg(["count", "sum"])
+    )
     out = grouped[(grouped["sum"] > 0) & (grouped["sum"] < grouped["count"])].reset_index()
     out = out.rename(columns={"count": "runs", "sum": "passed"})
     out["pass_rate"] = out["passed"] / out["runs"]
@@ -163,6 +208,18 @@ def flaky(df: pd.DataFrame) -> pd.DataFrame:
 
 
 EscalateOn = Literal["failed", "invalid", "error"]
+CASCADE_COLUMNS = [
+    "policy",
+    "escalate_on",
+    "tasks",
+    "passed",
+    "success_rate",
+    "cost_usd",
+    "cost_per_task",
+    "cost_per_success",
+    "escalation_rate",
+    "calls_made",
+]
 
 
 def _needs_escalation(row: pd.Series, escalate_on: EscalateOn) -> bool:
@@ -207,6 +264,9 @@ def cascade(
     ``"error"``: the call failed) it also pays for the next model's call, and so on. The policy's
     answer is the last call it paid for. Rows: the policy, then each model alone on the same
     task x repeat pairs.
+
+    A task x repeat pair where any of ``models`` has a cancelled call is left out (for the
+    policy and every model alone): the interrupt, not the model, decided how it ended.
     """
     if len(models) < 2:
         raise ValueError("cascade needs at least two models, cheapest first")
@@ -220,7 +280,15 @@ def cascade(
         )
     if escalate_on not in ("failed", "invalid", "error"):
         raise ValueError("escalate_on must be 'failed', 'invalid' or 'error'")
-    keyed = {m: g.set_index(["task_id", "repeat"]) for m, g in df.groupby("model")}
+    chain = df[df["model"].isin(models).to_numpy()]
+    touched = chain[cancelled(chain).to_numpy()]
+    if len(touched):
+        pair_keys = pd.MultiIndex.from_frame(chain[["task_id", "repeat"]])
+        cut = pd.MultiIndex.from_frame(touched[["task_id", "repeat"]])
+        chain = chain[~pair_keys.isin(cut)]
+    keyed = {m: g.set_index(["task_id", "repeat"]) for m, g in chain.groupby("model")}
+    for model in models:  # every pair of a model was cancelled: it has no rows left
+        keyed.setdefault(model, chain.iloc[:0].set_index(["task_id", "repeat"]))
     pairs = list(keyed[models[0]].index.unique())
     total_cost, total_passed, escalated, used_calls = 0.0, 0, 0, 0
     unknown_cost = False
@@ -272,4 +340,268 @@ def cascade(
                 len(subset),
             )
         )
-    return pd.DataFrame(rows)
+    return CascadeFrame(rows, columns=CASCADE_COLUMNS)
+
+
+# --- How the tables read in a notebook -------------------------------------------------------
+# The frames keep their numeric columns (for analysis); only their HTML face is formatted.
+
+
+def format_usd(value: float | None, digits: int = 2) -> str:
+    """Dollars to ``digits`` significant digits below $1 (``$0.00029``), cents above
+    (``$12.35``); ``$0`` for free, ``∞`` for no success, ``n/a`` for unknown."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return "∞"
+    if value == 0:
+        return "$0"
+    return f"${value:,.{_usd_decimals(value, digits)}f}"
+
+
+def _usd_decimals(value: float, digits: int = 2) -> int:
+    return max(2, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def format_pct(value: float | None) -> str:
+    """A rate as a whole percentage; never ``0%`` or ``100%`` unless it is exactly that."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    if 0 < value < 0.005:
+        return "<1%"
+    if 0.995 <= value < 1:
+        return ">99%"
+    return f"{value:.0%}"
+
+
+def _pct_with_ci(rate: float, low: float, high: float) -> str:
+    if math.isnan(rate):
+        return "n/a"
+    if math.isnan(low) or math.isnan(high):
+        return format_pct(rate)
+    return f"{format_pct(rate)} ({low * 100:.0f}-{high * 100:.0f}%)"
+
+
+def _usd_with_ci(value: float, low: float, high: float) -> str:
+    point = format_usd(value)
+    if math.isnan(low) or math.isnan(high) or (math.isinf(low) and math.isinf(high)):
+        return point
+    finite = [v for v in (low, high) if not math.isinf(v) and v > 0]
+    decimals = max((_usd_decimals(v) for v in finite), default=2)
+
+    def end(v: float) -> str:
+        return "∞" if math.isinf(v) else ("0" if v == 0 else f"{v:,.{decimals}f}")
+
+    return f"{point} (${end(low)}-{end(high)})"
+
+
+def _seconds(value: float) -> str:
+    if math.isnan(value):
+        return "–"
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
+def _two_seconds(first: float, second: float) -> str:
+    if math.isnan(first):
+        return "–"
+    return f"{_seconds(first).removesuffix(' s')} / {_seconds(second)}"
+
+
+def _number(value: object) -> str:
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+# (header, numeric columns behind it (its tooltip), formatter of one row)
+_Column = tuple[str, tuple[str, ...], Callable[[dict[str, Any]], str]]
+
+_SUMMARY_VIEW: list[_Column] = [
+    ("model", ("model",), lambda r: str(r["model"])),
+    ("tasks", ("tasks",), lambda r: str(r["tasks"])),
+    ("passed / calls", ("passed", "calls"), lambda r: f"{r['passed']} / {r['calls']}"),
+    (
+        "success (95% CI)",
+        ("success_rate", "success_ci_low", "success_ci_high"),
+        lambda r: _pct_with_ci(r["success_rate"], r["success_ci_low"], r["success_ci_high"]),
+    ),
+    ("spend", ("cost_usd",), lambda r: format_usd(r["cost_usd"])),
+    (
+        "cost per success (95% CI)",
+        ("cost_per_success", "cost_per_success_ci_low", "cost_per_success_ci_high"),
+        lambda r: _usd_with_ci(
+            r["cost_per_success"], r["cost_per_success_ci_low"], r["cost_per_success_ci_high"]
+        ),
+    ),
+    (
+        "latency p50 / p95",
+        ("p50_latency_s", "p95_latency_s"),
+        lambda r: _two_seconds(r["p50_latency_s"], r["p95_latency_s"]),
+    ),
+    ("TTFT p50", ("p50_ttft_s",), lambda r: _seconds(r["p50_ttft_s"])),
+    (
+        "tokens/s",
+        ("tokens_per_s",),
+        lambda r: "–" if math.isnan(r["tokens_per_s"]) else f"{r['tokens_per_s']:.0f}",
+    ),
+    ("retries", ("retries",), lambda r: str(r["retries"])),
+    ("errors", ("errors",), lambda r: str(r["errors"])),
+    (
+        "cancelled (spend)",
+        ("cancelled", "cancelled_cost_usd"),
+        lambda r: (
+            f"{r['cancelled']} ({format_usd(r['cancelled_cost_usd'])})" if r["cancelled"] else "0"
+        ),
+    ),
+]
+
+_CASCADE_VIEW: list[_Column] = [
+    ("policy", ("policy", "escalate_on"), lambda r: str(r["policy"])),
+    ("passed / tasks", ("passed", "tasks"), lambda r: f"{r['passed']} / {r['tasks']}"),
+    ("success", ("success_rate",), lambda r: format_pct(r["success_rate"])),
+    ("spend", ("cost_usd",), lambda r: format_usd(r["cost_usd"])),
+    ("cost per task", ("cost_per_task",), lambda r: format_usd(r["cost_per_task"])),
+    ("cost per success", ("cost_per_success",), lambda r: format_usd(r["cost_per_success"])),
+    (
+        "escalated",
+        ("escalation_rate",),
+        lambda r: format_pct(r["escalation_rate"]) if r["escalate_on"] else "–",
+    ),
+    ("calls made", ("calls_made",), lambda r: str(r["calls_made"])),
+]
+
+
+class _FormattedFrame(pd.DataFrame):  # type: ignore[misc]
+    """A DataFrame whose notebook face is a formatted table; its data stay numeric.
+
+    Derived frames keep the class only while they still hold every column the view needs (a
+    sorted or filtered summary still reads well); any other derived frame (a column subset,
+    ``set_index("model")``, ``describe()``) is a plain DataFrame, as GeoPandas does for frames
+    that lose their geometry.
+    """
+
+    _tk_view: list[_Column] = []
+    _tk_caption_text = ""
+
+    @property
+    def _constructor(self) -> Callable[..., pd.DataFrame]:
+        cls = type(self)
+
+        def build(*args: Any, **kwargs: Any) -> pd.DataFrame:
+            df = pd.DataFrame(*args, **kwargs)
+            return cls(df) if cls._tk_needs() <= set(df.columns) else df
+
+        return build
+
+    @classmethod
+    def _tk_needs(cls) -> set[str]:
+        return {name for _, columns, _ in cls._tk_view for name in columns}
+
+    def _tk_shown(self) -> list[_Column]:
+        return self._tk_view
+
+    def _tk_extra(self) -> list[str]:
+        # columns a user added (e.g. with assign) are shown too, after the known ones
+        return [c for c in self.columns if c not in self._tk_needs()]
+
+    def formatted(self) -> pd.DataFrame:
+        """The table as it reads in a notebook: one string column per shown header."""
+        records = self.to_dict("records")
+        out = {header: [fmt(r) for r in records] for header, _, fmt in self._tk_shown()}
+        for name in self._tk_extra():
+            out[str(name)] = [_number(r[name]) for r in records]
+        return pd.DataFrame(out)
+
+    def _tk_caption(self) -> str:
+        return self._tk_caption_text
+
+    def _repr_html_(self) -> str | None:
+        # Changed in place (a column dropped, values replaced by text): show it as pandas
+        # would; a notebook's display must never fail on a frame the user reshaped.
+        if not self._tk_needs() <= set(self.columns):
+            return pd.DataFrame(self)._repr_html_()  # type: ignore[no-any-return]
+        try:
+            return self._tk_html()
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return pd.DataFrame(self)._repr_html_()  # type: ignore[no-any-return]
+
+    def _tk_html(self) -> str:
+        shown = self._tk_shown()
+        headers = [(h, ", ".join(cols)) for h, cols, _ in shown]
+        headers += [(str(name), str(name)) for name in self._tk_extra()]
+        view = self.formatted()
+        # Headers wrap (they are words); values never do, so the table is as narrow as its
+        # widest values. Everything is escaped: model aliases and policies are user text.
+        head = "".join(
+            f'<th title="{escape(title)}" style="text-align:{_align(i)};white-space:normal">'
+            f"{escape(header)}</th>"
+            for i, (header, title) in enumerate(headers)
+        )
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f'<td style="text-align:{_align(i)};white-space:nowrap">{escape(str(v))}</td>'
+                for i, v in enumerate(row)
+            )
+            + "</tr>"
+            for row in view.itertuples(index=False)
+        )
+        caption = escape(self._tk_caption())
+        return (
+            '<table class="dataframe streambench-table">'
+            f'<caption style="caption-side:bottom;text-align:left">{caption}</caption>'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
+
+
+def _align(i: int) -> str:
+    return "left" if i == 0 else "right"
+
+
+class SummaryFrame(_FormattedFrame):
+    """What ``df.tk.summary()`` returns: a DataFrame with ``SUMMARY_COLUMNS`` (numbers, for
+    analysis) that a notebook shows formatted (``58% (39-76%)``, ``$0.00029``); hover a header
+    for the columns behind it. ``.formatted()`` gives that view as a DataFrame of strings."""
+
+    _tk_view = _SUMMARY_VIEW
+
+    def _tk_shown(self) -> list[_Column]:
+        shown = self._tk_view
+        if len(self) and self["tasks"].nunique() == 1:  # said once, in the caption
+            shown = [c for c in shown if c[0] != "tasks"]
+        if not self["cancelled"].astype(bool).any():
+            shown = [c for c in shown if c[0] != "cancelled (spend)"]
+        return shown
+
+    def _tk_caption(self) -> str:
+        parts = []
+        if len(self) and self["tasks"].nunique() == 1:
+            parts.append(f"{int(self['tasks'].iloc[0])} tasks")
+        parts.append(
+            "95% intervals: Wilson (success), bootstrap over tasks (cost per success); "
+            "cost per success = all spend / passed calls"
+        )
+        if self["cancelled"].astype(bool).any():
+            parts.append("cancelled calls are left out of every other column")
+        return ". ".join(parts) + ". Hover a header for its numeric columns."
+
+
+class CascadeFrame(_FormattedFrame):
+    """What ``df.tk.cascade(...)`` returns: a DataFrame with ``CASCADE_COLUMNS`` that a
+    notebook shows formatted."""
+
+    _tk_view = _CASCADE_VIEW
+
+    def _tk_caption(self) -> str:
+        on = [str(v) for v in self["escalate_on"] if v]
+        if not on:
+            return ""
+        when = _ESCALATES_WHEN.get(on[0], on[0])
+        return f"From the logged calls (no new ones): the policy escalates when {when}."
+
+
+_ESCALATES_WHEN = {
+    "failed": "an answer did not pass",
+    "invalid": "a call failed or its answer was invalid",
+    "error": "a call failed",
+}

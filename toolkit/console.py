@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -17,6 +18,11 @@ from .runner import Cell
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+def _failed(record: CallRecord) -> bool:
+    """A failure of the model: an error that is not the user's own interrupt."""
+    return record.status == "error" and record.error_kind != "cancelled"
 
 
 class ProgressObserver:
@@ -55,7 +61,7 @@ class ProgressObserver:
     def on_record(self, cell: Cell, record: CallRecord) -> None:
         self.spend += record.cost_usd or 0.0
         self.passed += record.passed
-        self.errors += record.status == "error"
+        self.errors += _failed(record)
         self.retries += max(0, record.attempts - 1)
         self.progress.update(
             self.task,
@@ -68,19 +74,27 @@ class ProgressObserver:
 
 
 def _fmt_usd(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    from .analysis import format_usd
+
+    if _missing(value):
         return "n/a"
     if math.isinf(value):
         return "inf"
-    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+    return format_usd(float(value))
 
 
 def _fmt_s(value: Any) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.2f}s"
+    return "-" if _missing(value) else f"{value:.2f}s"
 
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _fmt_pct(value: Any) -> str:
+    from .analysis import format_pct
+
+    return "-" if _missing(value) else format_pct(float(value))
 
 
 def _fmt_rate_ci(row: Any) -> str:
@@ -90,6 +104,14 @@ def _fmt_rate_ci(row: Any) -> str:
     return f"{low:.0%}-{high:.0%}"
 
 
+def _fmt_rate_with_ci(row: Any) -> str:
+    rate = _fmt_pct(row.get("success_rate"))
+    low, high = row.get("success_ci_low"), row.get("success_ci_high")
+    if _missing(low) or _missing(high):
+        return rate
+    return f"{rate} ({low * 100:.0f}-{high * 100:.0f}%)"
+
+
 def _fmt_usd_ci(row: Any) -> str:
     low, high = row.get("cost_per_success_ci_low"), row.get("cost_per_success_ci_high")
     if _missing(low) or _missing(high):
@@ -97,95 +119,174 @@ def _fmt_usd_ci(row: Any) -> str:
     return f"{_fmt_usd(low)}-{_fmt_usd(high)}"
 
 
-_SUMMARY_COLUMNS: list[tuple[str, Any]] = [
-    ("model", lambda r: str(r["model"])),
-    ("calls", lambda r: str(r["calls"])),
-    ("passed", lambda r: str(r["passed"])),
-    ("success", lambda r: f"{r['success_rate']:.0%}"),
-    ("success 95% CI", _fmt_rate_ci),
-    ("spend", lambda r: _fmt_usd(r["cost_usd"])),
-    ("cost per success", lambda r: _fmt_usd(r["cost_per_success"])),
-    ("cost per success 95% CI", _fmt_usd_ci),
-    ("p50 latency", lambda r: _fmt_s(r["p50_latency_s"])),
-    ("p95 latency", lambda r: _fmt_s(r["p95_latency_s"])),
-    ("p50 TTFT", lambda r: _fmt_s(r["p50_ttft_s"])),
-    ("tokens/s", lambda r: "-" if math.isnan(r["tokens_per_s"]) else f"{r['tokens_per_s']:.0f}"),
-    ("retries", lambda r: str(r["retries"])),
-    ("errors", lambda r: str(r["errors"])),
+def _fmt_usd_ci_short(row: Any) -> str:
+    # one "$" for the pair, as "40-67%" has one "%"
+    return _fmt_usd_ci(row).replace("-$", "-")
+
+
+def _fmt_latency(row: Any) -> str:
+    p50, p95 = row.get("p50_latency_s"), row.get("p95_latency_s")
+    if _missing(p50):
+        return "-"
+    return f"{p50:.2f}/{_fmt_s(p95)}"
+
+
+def _fmt_count(name: str) -> Callable[[dict[str, Any]], str]:
+    def fmt(row: dict[str, Any]) -> str:
+        value = row.get(name)
+        return "-" if _missing(value) else str(value)
+
+    return fmt
+
+
+# (name, header, value of a row). A header's "\n" is where it breaks in two lines.
+_Column = tuple[str, str, Callable[[dict[str, Any]], str]]
+
+# One line per header: the layout of wide terminals and of pipes (CI logs print it whole).
+_FULL: list[_Column] = [
+    ("model", "model", lambda r: str(r["model"])),
+    ("calls", "calls", _fmt_count("calls")),
+    ("passed", "passed", _fmt_count("passed")),
+    ("success", "success", lambda r: _fmt_pct(r.get("success_rate"))),
+    ("success 95% CI", "95% CI", _fmt_rate_ci),
+    ("spend", "spend", lambda r: _fmt_usd(r.get("cost_usd"))),
+    ("cost per success", "cost per success", lambda r: _fmt_usd(r.get("cost_per_success"))),
+    ("cost per success 95% CI", "95% CI", _fmt_usd_ci),
+    ("p50 latency", "p50 latency", lambda r: _fmt_s(r.get("p50_latency_s"))),
+    ("p95 latency", "p95 latency", lambda r: _fmt_s(r.get("p95_latency_s"))),
+    ("p50 TTFT", "p50 TTFT", lambda r: _fmt_s(r.get("p50_ttft_s"))),
+    ("tokens/s", "tokens/s", lambda r: _fmt_tokens_per_s(r.get("tokens_per_s"))),
+    ("retries", "retries", _fmt_count("retries")),
+    ("errors", "errors", _fmt_count("errors")),
+    ("cancelled", "cancelled", _fmt_count("cancelled")),
 ]
-# Headers that differ from the column's name (both intervals are headed "95% CI").
-_HEADERS = {"success 95% CI": "95% CI", "cost per success 95% CI": "95% CI"}
-# What a narrow terminal gives up first; the columns that decide (cost per success) stay.
+# Narrower terminals: two-line headers, and columns that read together share one
+# (passed/calls, success with its interval, latency p50/p95, errors/retries): at 120 columns
+# every figure shows, at 100 all but the cost interval.
+_COMPACT: list[_Column] = [
+    ("model", "model", lambda r: str(r["model"])),
+    ("passed", "passed\n/calls", lambda r: f"{r.get('passed', '-')}/{r.get('calls', '-')}"),
+    ("success", "success\n(95% CI)", _fmt_rate_with_ci),
+    ("spend", "spend", lambda r: _fmt_usd(r.get("cost_usd"))),
+    ("cost per success", "cost per\nsuccess", lambda r: _fmt_usd(r.get("cost_per_success"))),
+    ("cost per success 95% CI", "95% CI", _fmt_usd_ci_short),
+    ("latency", "latency\np50/p95", _fmt_latency),
+    ("p50 TTFT", "TTFT\np50", lambda r: _fmt_s(r.get("p50_ttft_s"))),
+    ("tokens/s", "tok/s", lambda r: _fmt_tokens_per_s(r.get("tokens_per_s"))),
+    ("errors", "errors/\nretries", lambda r: f"{r.get('errors', '-')}/{r.get('retries', '-')}"),
+    ("cancelled", "can-\ncelled", _fmt_count("cancelled")),
+]
+# What a terminal narrower than the compact layout gives up first; the columns that decide
+# (success, cost per success) and the failures (errors) stay.
 _DROP_ORDER = [
-    "p95 latency",
+    "cost per success 95% CI",
     "tokens/s",
     "p50 TTFT",
-    "p50 latency",
+    "latency",
+    "spend",
     "passed",
-    "success 95% CI",
-    "cost per success 95% CI",
 ]
+
+
+def _fmt_tokens_per_s(value: Any) -> str:
+    return "-" if _missing(value) else f"{value:.0f}"
 
 
 def summary_table(summary: pd.DataFrame, title: str = "Summary", width: int | None = None) -> Table:
     """A rich table of ``df.tk.summary()``, with cost per success.
 
-    Headers wrap before values do; when ``width`` is given and even the values would not fit,
-    the least deciding columns are left out (and named in the caption), never squeezed into
-    ellipses.
+    Without ``width`` (or when it fits) every column, one header line each. In a narrower
+    ``width``: two-line headers and paired columns; still too narrow, the least deciding
+    columns are left out (and named in the caption), never squeezed into ellipses. A
+    ``cancelled`` column appears when calls were cancelled.
     """
+    rows = summary.reset_index().to_dict("records")
+    any_cancelled = any(not _missing(r.get("cancelled")) and r.get("cancelled") for r in rows)
+
+    def layout(columns: list[_Column]) -> list[_Column]:
+        return [c for c in columns if c[0] != "cancelled" or any_cancelled]
+
+    full = _build(layout(_FULL), rows, title, compact=False)
+    if width is None or _natural_width(_build(layout(_FULL), rows, title, False)) <= width:
+        return full
+    columns = layout(_COMPACT)
+    dropped: list[str] = []
+    for name in [None, *_DROP_ORDER]:
+        if name is not None:
+            dropped.append(name)
+            columns = [c for c in columns if c[0] != name]
+        if _natural_width(_build(columns, rows, title, True)) <= width:
+            break
+    return _build(columns, rows, title, True, dropped)
+
+
+def _build(
+    columns: list[_Column],
+    rows: list[dict[str, Any]],
+    title: str,
+    compact: bool,
+    dropped: list[str] | None = None,
+) -> Table:
     from rich import box
 
-    rows = summary.reset_index().to_dict("records")
-    cells = {name: [fmt(row) for row in rows] for name, fmt in _SUMMARY_COLUMNS}
-    # the widest value, or the longest word of the header, whichever is wider
-    need = {
-        name: max([len(v) for v in values] + [len(w) for w in _HEADERS.get(name, name).split()])
-        for name, values in cells.items()
-    }
-    dropped: list[str] = []
-    stack_headers = False
-
-    def build(probe: bool = False) -> Table:
-        caption = f"not shown (narrow terminal): {', '.join(dropped)}" if dropped else None
-        table = Table(
-            title=title,
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
-            caption=caption,
-            caption_justify="left",
+    caption = f"not shown (narrow terminal): {', '.join(dropped)}" if dropped else None
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption=caption,
+        caption_justify="left",
+        # a compact table spends one space between columns, not three
+        collapse_padding=compact,
+        pad_edge=not compact,
+        show_edge=not compact,
+    )
+    for name, header, fmt in columns:
+        values = [fmt(row) for row in rows]
+        table.add_column(
+            header,
+            justify="left" if name == "model" else "right",
+            # as wide as its widest value: headers wrap (at their "\n"), values never do
+            min_width=max([len(v) for v in values] + [len(w) for w in header.split("\n")]),
+            no_wrap=True,
         )
-        kept = [n for n, _ in _SUMMARY_COLUMNS if n not in dropped]
-        for name in kept:
-            # a probe's header is as wide as the column must be: its widest value or word
-            header = "x" * need[name] if probe else _HEADERS.get(name, name)
-            if stack_headers and not probe:
-                header = header.replace(" ", "\n")
-            table.add_column(
-                header,
-                justify="left" if name == "model" else "right",
-                min_width=need[name],
-                no_wrap=probe,
-            )
-        for i in range(len(rows)):
-            table.add_row(*(Text(cells[name][i]) for name in kept))
-        return table
+    for row in rows:
+        table.add_row(*(Text(fmt(row)) for _, _, fmt in columns))
+    return table
 
-    stack_headers = False
-    if width is not None and _natural_width(build()) > width:
-        # Give up the two least deciding columns before headers go one word a line; after
-        # that, stacked headers before any other column.
-        for name in _DROP_ORDER[:2]:
-            dropped.append(name)
-            if _natural_width(build()) <= width:
-                return build()
-        dropped.clear()
-        stack_headers = True
-        for name in _DROP_ORDER:
-            if _natural_width(build(probe=True)) <= width:
-                break
-            dropped.append(name)
-    return build()
+
+def print_summary(console: Console, summary: pd.DataFrame, title: str = "Summary") -> None:
+    """Print the summary table (and what was cancelled, if anything) to ``console``.
+
+    In a terminal the table fits its width; anywhere else (a pipe, a CI log) every column is
+    printed, however wide, since nothing there cuts a long line.
+    """
+    if console.is_terminal:
+        console.print(summary_table(summary, title=title, width=console.width))
+    else:
+        need = _natural_width(summary_table(summary, title=title))
+        saved = console.width
+        console.width = max(saved, need)
+        try:
+            console.print(summary_table(summary, title=title))
+        finally:
+            console.width = saved
+    note = cancelled_note(summary)
+    if note:
+        console.print(note, highlight=False)
+
+
+def cancelled_note(summary: pd.DataFrame) -> str | None:
+    """One line on the calls cancelled by an interrupt, or None when there were none."""
+    if "cancelled" not in summary.columns or not summary["cancelled"].sum():
+        return None
+    count = int(summary["cancelled"].sum())
+    spend = summary["cancelled_cost_usd"]
+    billed = _fmt_usd(float(spend.sum()) if bool(spend.notna().all()) else float("nan"))
+    return (
+        f"{count} call{'s' if count != 1 else ''} cancelled by the interrupt: left out of "
+        f"success, spend and cost per success above; billed {billed} (in the run's total)."
+    )
 
 
 def cascade_table(table: pd.DataFrame, title: str = "Cheap first, from the logged calls") -> Table:
@@ -199,10 +300,10 @@ def cascade_table(table: pd.DataFrame, title: str = "Cheap first, from the logge
         out.add_row(
             Text(str(row["policy"])),
             f"{row['passed']}/{row['tasks']}",
-            f"{row['success_rate']:.0%}",
+            _fmt_pct(row["success_rate"]),
             _fmt_usd(row["cost_usd"]),
             _fmt_usd(row["cost_per_success"]),
-            f"{row['escalation_rate']:.0%}" if row["escalate_on"] else "-",
+            _fmt_pct(row["escalation_rate"]) if row["escalate_on"] else "-",
         )
     return out
 
@@ -216,8 +317,14 @@ def _natural_width(table: Table) -> int:
 
 
 def failures_table(df: pd.DataFrame, limit: int = 8) -> Table | None:
-    """The failed calls (kind and message), or None when there were none."""
-    failed = df[df["status"] == "error"]
+    """The failed calls (kind and message), or None when there were none.
+
+    Calls cancelled by an interrupt are no failure of the model: they are left out (see
+    :func:`cancelled_note`).
+    """
+    from .analysis import cancelled
+
+    failed = df[(df["status"] == "error").to_numpy() & ~cancelled(df).to_numpy()]
     if failed.empty:
         return None
     table = Table(title=f"Failed calls ({len(failed)})", title_justify="left")
@@ -280,7 +387,7 @@ class LiveDisplay:
     def on_record(self, cell: Cell, record: CallRecord) -> None:
         self.done += 1
         self.passed += record.passed
-        self.errors += record.status == "error"
+        self.errors += _failed(record)
         self.retries += max(0, record.attempts - 1)
         self.spend += record.cost_usd or 0.0
         verdict = "passed" if record.passed else (record.error_kind or "failed")

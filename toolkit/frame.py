@@ -63,25 +63,33 @@ class ToolkitAccessor:
         """One row per model: ``model, tasks, calls, passed, success_rate, success_ci_low,
         success_ci_high, cost_usd, cost_per_success, cost_per_success_ci_low,
         cost_per_success_ci_high, p50_latency_s, p95_latency_s, p50_ttft_s, tokens_per_s,
-        retries, errors``. Intervals are 95% (Wilson; seeded bootstrap over tasks)."""
+        retries, errors, cancelled, cancelled_cost_usd``. Intervals are 95% (Wilson; seeded
+        bootstrap over tasks).
+
+        Calls the user cancelled (an interrupted run) are left out of every column but
+        ``cancelled`` and ``cancelled_cost_usd`` (their billed spend). The frame's columns are
+        numbers; a notebook shows it formatted (``58% (39-76%)``, ``$0.00029``)."""
         from .analysis import summary
 
         return summary(self._df, seed=seed, n_boot=n_boot)
 
     def by_task(self) -> pd.DataFrame:
-        """Task x model matrix of pass rates over repeats."""
+        """Task x model matrix of pass rates over repeats (cancelled calls left out)."""
         from .analysis import by_task
 
         return by_task(self._df)
 
     def flaky(self) -> pd.DataFrame:
-        """Tasks whose outcome changes across repeats of the same model."""
+        """Tasks whose outcome changes across repeats of the same model (cancelled calls left
+        out)."""
         from .analysis import flaky
 
         return flaky(self._df)
 
     def cascade(self, models: list[str], *, escalate_on: str = "failed") -> pd.DataFrame:
         """What a cheap-first policy over ``models`` would have cost and achieved (no calls).
+
+        Task x repeat pairs with a cancelled call (an interrupted run) are left out.
 
         Args:
             models: aliases, cheapest first, e.g. ``["gpt-5-mini", "claude-sonnet-4.5"]``.
