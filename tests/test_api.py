@@ -103,6 +103,8 @@ def test_run_logs_every_call_and_summary(sim_url: str, store_path: str) -> None:
         "tokens_per_s",
         "retries",
         "errors",
+        "cancelled",
+        "cancelled_cost_usd",
     ]
     summary = summary.set_index("model")
     good = summary.loc["good"]
@@ -204,6 +206,14 @@ def test_tasks_from_dataframe_jsonl_and_bundled_name(sim_url: str, tmp_path: Pat
             lambda url: tk.run("/no/such/file.jsonl", [sim_model("good", url)], store=False),
             "does not exist",
         ),
+        (  # a prompt where tasks go: point at tk.compare or a list
+            lambda url: tk.run("What is 2+2?", [sim_model("good", url)], store=False),
+            r"not a dataset name or file\. To ask one prompt, use tk\.compare\('What is 2\+2\?'",
+        ),
+        (
+            lambda url: tk.run(["x"], [sim_model("good", url)], scorer=lambda a: 1, store=False),
+            r"takes two arguments, \(answer: str, task: Task\)",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error(sim_url: str, call: object, match: str) -> None:
@@ -257,3 +267,20 @@ def test_store_keeps_finished_rows_when_the_run_is_cancelled(sim_url: str, store
     assert (df[df["model"] == "good"]["status"] == "ok").all()
     stalled = df[df["model"] == "stall"]
     assert (stalled["error_kind"] == "cancelled").all()
+
+
+def test_runs_are_named_after_their_dataset_sync_and_async(sim_url: str, store_path: str) -> None:
+    models = [sim_model("good", sim_url)]
+    tk.run("easy", models, store=store_path, live=False)
+    asyncio.run(tk.arun("easy", models, store=store_path))
+    tk.run(["a question"], models, store=store_path, live=False)
+    assert list(tk.runs(store_path)["name"]) == ["easy", "easy", "run"]
+
+
+def test_last_run_is_the_latest_run_or_compare(sim_url: str) -> None:
+    models = [sim_model("good", sim_url)]
+    run = tk.run(["q1", "q2"], models, store=False, live=False)
+    assert tk.last_run() is run and not run.interrupted and run.planned == 2
+    df = tk.compare("hello", models, store=False, live=False)
+    last = tk.last_run()
+    assert last is not None and list(last.df["call_id"]) == list(df["call_id"])

@@ -61,11 +61,10 @@ def test_sim_command_serves_the_openai_sdk(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        base_url = ""
-        for line in proc.stdout:  # it says where it listens, with the port it was given
-            if line.startswith("streambench simulator on "):
-                base_url = line.split()[3]
-                break
+        # its first line says where it listens, with the port it was given (no other URL first)
+        line = proc.stdout.readline()
+        assert line.startswith("streambench simulator on "), line
+        base_url = line.split()[3]
         assert re.fullmatch(r"http://127\.0\.0\.1:[1-9]\d*/v1", base_url), base_url
         client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=5)
         models = {m.id for m in client.models.list()}

@@ -31,7 +31,9 @@ run = tk.run([f"q{i}" for i in range(4)], models, store=STORE, observers=[Marker
 """
 
 
-def run_cell(client: Any, code: str, on_output: Any = None) -> dict[str, Any]:
+def run_cell(
+    client: Any, code: str, on_output: Any = None, errors: list[Any] | None = None
+) -> dict[str, Any]:
     msg_id = client.execute(code)
     while True:
         msg = client.get_iopub_msg(timeout=120)
@@ -39,6 +41,8 @@ def run_cell(client: Any, code: str, on_output: Any = None) -> dict[str, Any]:
             continue
         if on_output and msg["msg_type"] == "stream":
             on_output(msg["content"]["text"])
+        if errors is not None and msg["msg_type"] == "error":
+            errors.append(msg["content"])
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
     reply = client.get_shell_msg(timeout=120)
@@ -58,19 +62,28 @@ def test_interrupt_keeps_finished_rows_and_the_kernel(tmp_path: Path) -> None:
             if "FOUR-GOOD-DONE" in text:
                 manager.interrupt_kernel()  # the stop button
 
-        reply = run_cell(client, f"STORE = {store!r}\n" + CELL, on_output)
-        assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
-        assert any("Interrupted" in t and "tk.load(" in t for t in seen)
+        errors: list[dict[str, Any]] = []
+        reply = run_cell(client, f"STORE = {store!r}\n" + CELL, on_output, errors)
+        assert reply["status"] == "error" and reply["ename"] == "RunInterrupted"
+        # one clean line, not a traceback through the toolkit
+        assert errors == []
+        after = "".join(seen).split("FOUR-GOOD-DONE\n", 1)[1]
+        assert after.startswith("RunInterrupted: interrupted: 4 of 8 calls finished, 4 in flight")
+        assert after.count("\n") == 1 and "tk.last_run()" in after, after
 
         check = run_cell(
             client,
+            "run = tk.last_run()\n"
+            "print('PARTIAL', run.interrupted, len(run.records), isinstance(run, tk.Run))\n"
             "df = tk.load(tk.runs(STORE)['run_id'].iloc[-1], STORE)\n"
+            "assert sorted(df.call_id) == sorted(run.df.call_id)\n"
             "print(sorted(zip(df.model, df.status, df.error_kind.fillna('-'))))\n"
             "server.stop()",
             lambda t: seen.append("CHECK " + t),
         )
         assert check["status"] == "ok"  # the kernel is still usable
         out = "".join(t for t in seen if t.startswith("CHECK "))
+        assert "PARTIAL True 8 True" in out
         assert out.count("('good', 'ok', '-')") == 4
         assert out.count("('stall', 'error', 'cancelled')") == 4
     finally:

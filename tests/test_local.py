@@ -205,3 +205,13 @@ def test_demo_real_streams_both_models(installed: None, tmp_path: os.PathLike[st
     for name in local.CATALOG:
         assert name in out.stdout
     assert "cost per success" in out.stdout and "4 calls" in out.stdout
+
+
+def test_easy_set_tells_the_two_real_models_apart(smollm: tk.Model, gemma: tk.Model) -> None:
+    # `streambench demo --real` runs this set: the instruction-tuned 135M model answers most of
+    # it, the 270M base model mostly repeats the question (20 vs 1 of 24 here)
+    models = [m.with_options(max_tokens=16) for m in (smollm, gemma)]
+    run = tk.run("easy", models, store=False, live=False, concurrency=2)
+    passed = run.df.groupby("model")["passed"].sum()
+    assert passed["smollm2-135m"] >= 12
+    assert passed["smollm2-135m"] > passed["gemma3-270m"]

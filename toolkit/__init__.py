@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import datasets, scoring
-from .api import Run, acompare, arun, load, runs
-from .display import compare, run
+from .api import Run, RunInterrupted, acompare, arun, load, runs
+from .display import compare, last_run, run
 from .errors import (
     ConfigError,
     DatasetError,
@@ -38,6 +38,7 @@ __all__ = [
     "ProviderError",
     "RetryPolicy",
     "Run",
+    "RunInterrupted",
     "Store",
     "Task",
     "ToolkitError",
@@ -47,6 +48,7 @@ __all__ = [
     "arun",
     "compare",
     "datasets",
+    "last_run",
     "load",
     "local",
     "plot",
@@ -66,3 +68,58 @@ def __getattr__(name: str) -> Any:
         globals()[name] = module
         return module
     raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+
+
+def _register_df_tk() -> None:
+    """``df.tk`` on every DataFrame once toolkit and pandas are both imported, in either order,
+    without ``import toolkit`` importing pandas (it is slow to import and not always needed)."""
+    import importlib
+    import importlib.abc
+    import importlib.util
+    import sys
+    import warnings
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+    def register() -> None:
+        try:
+            importlib.import_module(f"{__name__}.frame")  # its decorator registers df.tk
+        except Exception as exc:  # never break the user's `import pandas` over df.tk
+            warnings.warn(f"streambench: df.tk is not available: {exc}", stacklevel=2)
+
+    if "pandas" in sys.modules:
+        register()
+        return
+
+    class ThenRegister(importlib.abc.Loader):
+        def __init__(self, loader: importlib.abc.Loader) -> None:
+            self.loader = loader
+
+        def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+            return self.loader.create_module(spec)
+
+        def exec_module(self, module: ModuleType) -> None:
+            # pandas keeps its own loader; this one only runs once pandas has run
+            module.__loader__ = self.loader
+            if module.__spec__ is not None:
+                module.__spec__.loader = self.loader
+            self.loader.exec_module(module)
+            register()
+
+    class AfterPandas(importlib.abc.MetaPathFinder):
+        def find_spec(
+            self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+        ) -> ModuleSpec | None:
+            if fullname != "pandas":
+                return None
+            sys.meta_path.remove(self)  # one shot: the other finders find pandas itself
+            spec = importlib.util.find_spec(fullname)
+            if spec is not None and spec.loader is not None:
+                spec.loader = ThenRegister(spec.loader)
+            return spec
+
+    sys.meta_path.insert(0, AfterPandas())
+
+
+_register_df_tk()

@@ -29,6 +29,12 @@ class Run:
     models: list[str] = field(default_factory=list)
     tasks: int = 0
     repeats: int = 1
+    interrupted: bool = False
+
+    @property
+    def planned(self) -> int:
+        """Calls the run planned: tasks x models x repeats."""
+        return self.tasks * len(self.models) * self.repeats
 
     @property
     def df(self) -> pd.DataFrame:
@@ -47,9 +53,31 @@ class Run:
         ok = sum(r.status == "ok" for r in self.records)
         passed = sum(r.passed for r in self.records)
         where = f", store={self.store_path!r}" if self.store_path else ""
+        cut = f", interrupted: {len(self.records)} of {self.planned} planned" * self.interrupted
         return (
             f"Run({self.run_id!r}, calls={len(self.records)}, ok={ok}, passed={passed}, "
-            f"models={self.models}{where})"
+            f"models={self.models}{where}{cut})"
+        )
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """``tk.run`` or ``tk.compare`` was interrupted (Ctrl-C, Jupyter's stop button).
+
+    Attributes:
+        run: the partial :class:`Run`: every call that finished, and the calls that were in
+            flight as ``error_kind="cancelled"`` rows; calls not started have no row.
+            ``tk.last_run()`` returns it too.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        cancelled = sum(r.error_kind == "cancelled" for r in run.records)
+        finished = len(run.records) - cancelled
+        where = f" and in {run.store_path}" if run.store_path else ""
+        super().__init__(
+            f"interrupted: {finished} of {run.planned} calls finished, {cancelled} in flight "
+            f"cancelled, {run.planned - len(run.records)} not started; "
+            f"run = tk.last_run() has them{where} (run_id {run.run_id!r})"
         )
 
 

@@ -20,13 +20,16 @@ if TYPE_CHECKING:
 def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .console import LiveDisplay, cascade_table, failures_table, summary_table
+    from .console import LiveDisplay, cascade_table, failures_table, print_summary
     from .display import run
     from .frame import summarize
     from .tasks import load_tasks
 
     console = Console(width=None if sys.stdout.isatty() else 160)
-    tasks = load_tasks(args.dataset)
+    # the real local models are 135M-270M: the arithmetic demo is beyond them (0 of 24), the
+    # easy set shows a real difference between them
+    dataset = args.dataset or ("easy" if args.real else "demo")
+    tasks = load_tasks(dataset)
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         if args.real:
@@ -66,7 +69,7 @@ def _demo(args: argparse.Namespace) -> int:
     console.print()
     df = result.df
     summary = summarize(df)
-    console.print(summary_table(summary, title=f"Run {result.run_id}", width=console.width))
+    print_summary(console, summary, title=f"Run {result.run_id}")
     failed = failures_table(df)
     if failed is not None:
         console.print(failed)
@@ -127,21 +130,28 @@ def _runs(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
+    from .analysis import format_usd
     from .api import runs
 
     df = runs(args.store)
     table = Table(title=f"Runs in {args.store}", title_justify="left")
-    for col in ("run_id", "created_at", "name", "models", "calls", "passed", "cost_usd"):
+    for col in ("run_id", "created_at", "name", "models"):
         table.add_column(col, no_wrap=col != "models")
+    # planned vs done: an interrupted run reads e.g. planned 72, done 40, cancelled 8
+    for col in ("planned", "done", "cancelled", "passed", "spend"):
+        table.add_column(col, no_wrap=True, justify="right")
     for _, row in df.iterrows():
         table.add_row(
             row["run_id"],
             str(row["created_at"])[:19],
             Text(str(row["name"] or "")),
             Text(", ".join(row["models"])),
-            str(row["calls"]),
+            str(row["planned_calls"]),
+            str(row["done"]),
+            str(row["cancelled"]),
             str(row["passed"]),
-            f"${row['cost_usd']:.6f}" if row["cost_usd"] == row["cost_usd"] else "n/a",
+            # all the run was billed, cancelled calls included
+            format_usd(row["cost_usd"]) if row["cost_usd"] == row["cost_usd"] else "n/a",
         )
     Console(width=None if sys.stdout.isatty() else 160).print(table)
     return 0
@@ -151,12 +161,13 @@ def _show(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .api import load
-    from .console import failures_table, summary_table
+    from .console import failures_table, print_summary
     from .frame import summarize
 
     df = load(args.run_id, args.store)
     console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(summary_table(summarize(df), title=f"Run {args.run_id}", width=console.width))
+    # fits a terminal; in a pipe every column is printed (print_summary widens for it)
+    print_summary(console, summarize(df), title=f"Run {args.run_id}")
     failed = failures_table(df)
     if failed is not None:
         console.print(failed)
@@ -207,7 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the bundled demo on the local simulator (no keys)")
-    demo.add_argument("--dataset", default="demo", help="bundled dataset name or JSONL path")
+    demo.add_argument(
+        "--dataset",
+        default=None,
+        help="bundled dataset name or JSONL path (default: demo; easy with --real)",
+    )
     demo.add_argument("--repeats", type=int, default=1, help="times each task is asked (1)")
     demo.add_argument("--concurrency", type=int, default=8, help="calls in flight at most (8)")
     demo.add_argument(
@@ -226,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="use real local models (llama.cpp; installs them if needed)",
     )
     demo.add_argument(
-        "--max-tokens", type=int, default=64, help="output bound per answer for --real (default 64)"
+        "--max-tokens", type=int, default=32, help="output bound per answer for --real (default 32)"
     )
     demo.set_defaults(func=_demo)
 
@@ -266,8 +281,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ToolkitError as exc:
         print(f"streambench: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("streambench: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        from .api import RunInterrupted
+
+        line = "interrupted"
+        if isinstance(exc, RunInterrupted):
+            run = exc.run
+            cancelled = sum(r.error_kind == "cancelled" for r in run.records)
+            line += (
+                f": {len(run.records) - cancelled} of {run.planned} calls finished, "
+                f"{cancelled} cancelled in flight"
+            )
+            if run.store_path:
+                line += f"; all logged: streambench show {run.run_id} --store {run.store_path}"
+        # a live display or the terminal's ^C may have left the cursor mid-line
+        print(f"\nstreambench: {line}", file=sys.stderr, flush=True)
         return 130
 
 

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._sync import run_sync
-from .api import Run, acompare, arun
+from .api import Run, RunInterrupted, _default_name, acompare, arun
+from .events import Event
 from .models import Model, check_models
-from .runner import Observer, new_run_id
+from .record import CallRecord
+from .runner import Cell, Observer, new_run_id
 from .store import DEFAULT_STORE, Store
 from .tasks import load_tasks
 
@@ -40,17 +42,71 @@ def _widgets(live: bool | None) -> bool:
     return in_notebook_kernel() and importlib.util.find_spec("anywidget") is not None
 
 
-def _interrupted(run_id: str, store: Any) -> None:
+_last: list[Run] = []
+
+
+def last_run() -> Run | None:
+    """The latest ``tk.run`` or ``tk.compare`` of this Python process, finished or not.
+
+    After an interrupt (Ctrl-C, Jupyter's stop button) it is the partial run: every call that
+    finished, and the calls that were in flight as ``cancelled`` rows.
+    """
+    return _last[-1] if _last else None
+
+
+class _Collector:
+    """Keeps every finished record, so an interrupted run can still be handed back whole."""
+
+    def __init__(self) -> None:
+        self.records: list[CallRecord] = []
+
+    def on_event(self, cell: Cell, event: Event) -> None:
+        pass
+
+    def on_record(self, cell: Cell, record: CallRecord) -> None:
+        self.records.append(record)
+
+
+def _store_path(store: Any) -> str | None:
     if store is False:
-        where = ""
-    else:
-        path = store.path if isinstance(store, Store) else str(store or DEFAULT_STORE)
-        where = f" tk.load({run_id!r}, {path!r}) has them."
-    print(
-        "Interrupted: calls in flight are logged as error_kind='cancelled'; finished calls are "
-        f"kept.{where}",
-        file=sys.stderr,
-    )
+        return None
+    if isinstance(store, Store):
+        return store.path
+    return str(store) if store not in (None, True) else DEFAULT_STORE
+
+
+def _keep(run: Run) -> Run:
+    _last[:] = [run]
+    return run
+
+
+def _interrupted(
+    run_id: str, collector: _Collector, store: Any, models: list[str], tasks: int, repeats: int
+) -> RunInterrupted:
+    """The exception that hands the partial run back; in IPython it prints as one line."""
+    records = sorted(collector.records, key=lambda r: r.seq)
+    run = _keep(Run(run_id, records, _store_path(store), models, tasks, repeats, interrupted=True))
+    _one_line_in_ipython()
+    return RunInterrupted(run)
+
+
+def _one_line_in_ipython() -> None:
+    """Show ``RunInterrupted`` as its one-line message instead of a traceback through the
+    toolkit (unless the user installed custom exception handlers of their own)."""
+    if "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or shell.custom_exceptions not in ((), (RunInterrupted,)):
+        return
+
+    def show(self: Any, etype: Any, value: Any, tb: Any, tb_offset: Any = None) -> list[str]:
+        # IPython's run_code discards what a custom handler returns: it must print its line
+        print(f"{etype.__name__}: {value}", file=sys.stderr)
+        return []
+
+    shell.set_custom_exc((RunInterrupted,), show)
 
 
 def compare(
@@ -87,15 +143,15 @@ def compare(
     run_id = new_run_id()
     view = None
     if _widgets(live):
-        from IPython.display import display
-
         from .widgets import PanelsView
 
         view = PanelsView(check_models(models))
-        display(view.widget)  # type: ignore[no-untyped-call]
-    watchers = [*observers, *([view] if view is not None else [])]
+        view.show()  # issue 8 (widgets): close() swaps the live output for its static HTML
+    collector = _Collector()
+    watchers = [*observers, collector, *([view] if view is not None else [])]
+    names = [m.name for m in check_models(models)]
     try:
-        return run_sync(
+        df = run_sync(
             lambda: acompare(
                 prompt,
                 models,
@@ -112,8 +168,11 @@ def compare(
             )
         )
     except KeyboardInterrupt:
-        _interrupted(run_id, store)
-        raise
+        raise _interrupted(run_id, collector, store, names, 1, 1) from None
+    else:
+        records = sorted(collector.records, key=lambda r: r.seq)
+        _keep(Run(run_id, records, _store_path(store), names, 1, 1))
+        return df
     finally:
         if view is not None:
             view.close()
@@ -170,7 +229,8 @@ def run(
     Returns:
         A :class:`Run`; ``run.df`` is the per-call DataFrame. Failed calls are rows, not errors.
         Interrupting (Ctrl-C, the stop button) logs calls in flight as ``cancelled`` rows, keeps
-        every finished row in the store, and re-raises ``KeyboardInterrupt``.
+        every finished row in the store, and raises :class:`RunInterrupted` (a
+        ``KeyboardInterrupt``) whose ``.run`` is the partial run, also ``tk.last_run()``.
     """
     run_id = new_run_id()
     checked = check_models(models)
@@ -179,12 +239,10 @@ def run(
     view: Any = None
     progress: Any = None
     if _widgets(live):
-        from IPython.display import display
-
         from .widgets import DashboardView
 
         view = DashboardView([m.name for m in checked], total)
-        display(view.widget)  # type: ignore[no-untyped-call]
+        view.show()  # issue 8 (widgets): close() swaps the live output for its static HTML
     elif live is not False and not in_notebook_kernel() and sys.stderr.isatty():
         from rich.console import Console
 
@@ -192,10 +250,11 @@ def run(
 
         progress = ProgressObserver(total, Console(stderr=True), transient=True)
         progress.__enter__()
-    watchers = [*observers, *(w for w in (view, progress) if w is not None)]
+    collector = _Collector()
+    watchers = [*observers, collector, *(w for w in (view, progress) if w is not None)]
     state = "finished"
     try:
-        return run_sync(
+        result = run_sync(
             lambda: arun(
                 task_list,
                 checked,
@@ -207,7 +266,7 @@ def run(
                 retries=retries,
                 seed=seed,
                 observers=watchers,
-                name=name,
+                name=name if name is not None else _default_name(tasks),
                 run_id=run_id,
                 scorer=scorer,
                 threshold=threshold,
@@ -217,8 +276,10 @@ def run(
         )
     except KeyboardInterrupt:
         state = "interrupted"
-        _interrupted(run_id, store)
-        raise
+        names = [m.name for m in checked]
+        raise _interrupted(run_id, collector, store, names, len(task_list), repeats) from None
+    else:
+        return _keep(result)
     finally:
         if view is not None:
             view.close(state)

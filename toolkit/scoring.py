@@ -9,6 +9,7 @@ A task names its scorer in its ``scorer`` field (``"numeric"`` or ``{"type": "nu
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -208,6 +209,22 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
 }
 
 
+def _check_signature(fn: Any, name: str) -> None:
+    """A scorer is called as ``fn(answer, task)``: refuse one that cannot be, before any call."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or C function: nothing to check
+        return
+    try:
+        signature.bind("answer", None)
+    except TypeError:
+        raise ConfigError(
+            f"scorer {name}{signature} cannot be called as {name}(answer, task): a scorer "
+            "takes two arguments, (answer: str, task: Task), and returns a float in [0, 1] or a "
+            "bool; e.g. def my_scorer(answer, task): return task.expected in answer"
+        ) from None
+
+
 def resolve(spec: Any) -> Any:
     """A scorer from a spec: None, a name, ``{"type": name, **options}``, a callable, or a
     list of ``(spec, weight)`` pairs."""
@@ -245,6 +262,7 @@ def resolve(spec: Any) -> Any:
         return weighted(spec)
     if callable(spec):
         name = getattr(spec, "__name__", "custom")
+        _check_signature(spec, name)
         return Scorer(name, spec, needs_expected=False)
     raise ConfigError(
         f"scorer must be a name, a dict with 'type', a function (answer, task) -> "

@@ -123,6 +123,18 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _looks_like_a_prompt(text: str) -> bool:
+    """A string that is a question or sentence rather than a dataset name or path."""
+    suffix = Path(text).suffix.lower()
+    return suffix not in (".jsonl", ".json", ".csv") and (
+        any(c.isspace() for c in text.strip()) or text.rstrip().endswith(("?", "!", "."))
+    )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def load_tasks(tasks: Any) -> list[Task]:
     """Normalize what the user passed as tasks into a list of ``Task`` with unique ids."""
     where_of = "tasks"
@@ -133,6 +145,13 @@ def load_tasks(tasks: Any) -> list[Task]:
         where_of = str(path)
         if not path.exists():
             bundled = sorted(p.stem for p in _bundled_dir().glob("*.jsonl"))
+            if isinstance(tasks, str) and _looks_like_a_prompt(tasks):
+                raise DatasetError(
+                    f"{_short(tasks)!r} is not a dataset name or file. To ask one prompt, use "
+                    f"tk.compare({_short(tasks)!r}, models); to run prompts as tasks, pass a "
+                    f"list: tk.run([{_short(tasks)!r}, ...], models). Bundled datasets: "
+                    f"{', '.join(bundled)}."
+                )
             raise DatasetError(
                 f"dataset file {str(path)!r} does not exist; pass a JSONL or CSV path, a list of "
                 f"prompts, a DataFrame, or a bundled dataset name ({', '.join(bundled)})."

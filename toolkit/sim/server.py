@@ -150,6 +150,11 @@ def run_forever(port: int, *, seed: int = 0, speed: float = 1.0, on_ready: Any =
                 on_ready(f"http://127.0.0.1:{bound}/v1")
 
     config = uvicorn.Config(
-        _app(None, seed, speed, None), host="127.0.0.1", port=port, log_level="info", lifespan="off"
+        _app(None, seed, speed, None),
+        host="127.0.0.1",
+        port=port,
+        # uvicorn's own "running on" line has no /v1: ``on_ready`` prints the URL to use
+        log_level="warning",
+        lifespan="off",
     )
     asyncio.run(Foreground(config).serve())
