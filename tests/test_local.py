@@ -64,7 +64,7 @@ def test_real_stream_is_measured(which: str, request: pytest.FixtureRequest) -> 
     model: tk.Model = request.getfixturevalue(which)
     record, deltas = one(model, "Write one sentence about the sea.")
     assert record.status == "ok", record.error_message
-    assert record.provider == "local" and record.model_id in local.CATALOG
+    assert record.provider == "llama.cpp" and record.model_id in local.CATALOG
     assert deltas > 3 and record.text.strip()
     assert record.finish_reason in ("stop", "length")
     assert record.request_id and record.request_id.startswith("chatcmpl-")

@@ -252,3 +252,77 @@ def test_a_broken_observer_does_not_lose_the_call(sim_url: str) -> None:
     with pytest.warns(RuntimeWarning, match="display exploded"):
         record = call(sim_model("good", sim_url), observers=[Broken()])
     assert record.status == "ok" and record.passed
+
+
+def test_provider_label_says_what_the_endpoint_is(sim_url: str) -> None:
+    (sim,) = tk.sim.models(sim_url, ["good"])
+    assert call(sim).provider == "sim"
+    assert call(sim_model("good", sim_url)).provider == "local"  # an unknown server here
+    labels = {
+        "https://api.openai.com/v1": "openai",
+        "https://openrouter.ai/api/v1": "openrouter",
+        "https://my-res.openai.azure.com/openai/v1": "azure",
+        "https://api.groq.com/openai/v1": "groq",
+        "https://api.mistral.ai/v1": "mistral",
+        "https://abc.snowflakecomputing.com/api/v2/cortex/v1": "snowflake",
+        "https://bedrock-runtime.us-west-2.amazonaws.com/openai/v1": "bedrock",
+        "http://gpu-box.lan:8000/v1": "gpu-box.lan",
+        "https://notopenai.com.example.org/v1": "notopenai.com.example.org",
+    }
+    for url, label in labels.items():
+        assert tk.Model("m", base_url=url).provider == label, url
+    assert tk.Model("m", base_url=sim_url, provider_label="vllm").provider == "vllm"
+
+
+def test_local_llama_cpp_models_are_labelled_llama_cpp() -> None:
+    from types import SimpleNamespace
+
+    from toolkit import local
+
+    running = SimpleNamespace(base_url="http://127.0.0.1:9/v1", name="smollm2-135m", parallel=1)
+    assert local._model_for(running, "small", None, {}).provider == "llama.cpp"  # type: ignore[arg-type]
+
+
+def test_records_of_version_1_still_load() -> None:
+    from datetime import UTC, datetime
+
+    from toolkit.record import COLUMNS, RECORD_VERSION
+
+    assert COLUMNS[-1] == "refusal" and RECORD_VERSION == 2
+    now = datetime.now(UTC)
+    old = CallRecord(
+        run_id="r",
+        call_id="c",
+        task_id="t",
+        model="m",
+        provider="p",
+        model_id="m",
+        started_at=now,
+        record_version=1,
+    ).model_dump(mode="json")
+    del old["refusal"]  # what a version-1 store holds
+    loaded = CallRecord.model_validate(old)
+    assert loaded.refusal == "" and loaded.record_version == 1
+
+
+def test_response_id_is_the_request_id_when_the_stream_is_cut() -> None:
+    import httpx2
+
+    # No request id header, an empty id first (Azure), then the id, then the stream just ends.
+    body = (
+        b'data: {"id":"","choices":[]}\n\n'
+        b'data: {"id":"chatcmpl-7","choices":[{"index":0,"delta":{"content":"4"}}]}\n\n'
+    )
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    async def go() -> CallRecord:
+        async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
+            runner = Runner(run_id="r", client=client, retry=RetryPolicy(retries=0))
+            model = tk.Model("m", base_url="http://127.0.0.1:9/v1", price_in=0, price_out=0)
+            return (await runner.run([Cell(PROMPT, model, 0)]))[0]
+
+    record = asyncio.run(go())
+    assert record.status == "error" and record.error_kind == "truncated"
+    assert record.text == "4" and record.request_id == "chatcmpl-7"

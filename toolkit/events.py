@@ -33,6 +33,16 @@ class ReasoningDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusalDelta:
+    """A piece of a refusal the provider streamed apart from the answer (``delta.refusal``)."""
+
+    text: str
+    call_id: str = ""
+    t: float = 0.0
+    kind: Literal["refusal"] = "refusal"
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts as the provider reported them, and its own cost when it reports one."""
 
@@ -68,6 +78,8 @@ class StreamError:
     retry_after: float | None = None
     call_id: str = ""
     t: float = 0.0
+    # The response id the chunks carried before the failure, if any (the request id fallback).
+    response_id: str | None = None
     kind: Literal["error"] = "error"
 
 
@@ -82,4 +94,4 @@ class Started:
     kind: Literal["started"] = "started"
 
 
-Event = TextDelta | ReasoningDelta | Usage | Finish | StreamError | Started
+Event = TextDelta | ReasoningDelta | RefusalDelta | Usage | Finish | StreamError | Started

@@ -335,6 +335,7 @@ def _model_for(
         "price_out": 0.0,
         "concurrency": running.parallel,
         "structured": True,
+        "provider_label": "llama.cpp",
         **options,
     }
     return Model(

@@ -12,6 +12,42 @@ from .errors import ConfigError, MissingKeyError
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
+# Hosts (and their subdomains) of known endpoints -> the ``provider`` label. Order matters:
+# the first suffix that matches wins (Azure's OpenAI host contains "openai").
+_PROVIDER_HOSTS: tuple[tuple[str, str], ...] = (
+    ("openai.azure.com", "azure"),
+    ("azure.com", "azure"),
+    ("openai.com", "openai"),
+    ("openrouter.ai", "openrouter"),
+    ("anthropic.com", "anthropic"),
+    ("googleapis.com", "google"),
+    ("groq.com", "groq"),
+    ("together.xyz", "together"),
+    ("together.ai", "together"),
+    ("fireworks.ai", "fireworks"),
+    ("deepseek.com", "deepseek"),
+    ("mistral.ai", "mistral"),
+    ("x.ai", "xai"),
+    ("perplexity.ai", "perplexity"),
+    ("cerebras.ai", "cerebras"),
+    ("huggingface.co", "huggingface"),
+    ("moonshot.ai", "moonshot"),
+    ("moonshot.cn", "moonshot"),
+    ("aliyuncs.com", "alibaba"),
+    ("snowflakecomputing.com", "snowflake"),
+)
+# Endpoints that never send a finish reason (see ``Model.finish_optional``).
+_FINISH_OPTIONAL_HOSTS = ("snowflakecomputing.com",)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's hostname) is this machine."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.") or host.endswith(".localhost")
+
+
+def _host_is(host: str, suffix: str) -> bool:
+    return host == suffix or host.endswith("." + suffix)
+
 
 @dataclass(frozen=True)
 class Model:
@@ -38,6 +74,20 @@ class Model:
         structured: when a schema is given, ask the endpoint for schema-constrained output
             (``response_format: json_schema``); on for local llama.cpp models.
         server: the local server behind this model (set by ``tk.Model.local``).
+        finish_optional: the endpoint never sends a finish reason, so a stream that sent usage
+            and then ``[DONE]`` is complete (``finish_reason="stop"``) instead of
+            ``truncated``. Default: on for Snowflake Cortex (hosts ending in
+            ``snowflakecomputing.com``), off elsewhere.
+        provider_label: the ``provider`` column's value (default: derived from the endpoint:
+            ``openai``, ``openrouter``... for known hosts, ``local`` for an unknown server on
+            this machine, else the host). ``tk.sim.models`` sets ``sim``, ``tk.Model.local``
+            sets ``llama.cpp``.
+
+    Keys follow the openai SDK's convention: without ``base_url`` the endpoint comes from
+    ``$OPENAI_BASE_URL`` (else OpenAI's API) and the key from ``$OPENAI_API_KEY``, sent as a
+    Bearer token (to a server on this machine only when it is set). ``api_key_env`` always
+    wins; an explicit ``base_url`` on api.openai.com uses ``OPENAI_API_KEY``; any other
+    explicit ``base_url`` gets no key unless ``api_key_env`` names one.
     """
 
     name: str
@@ -56,6 +106,8 @@ class Model:
     hourly_usd: float | None = None
     structured: bool = False
     server: Any = field(default=None, compare=False, hash=False, repr=False)
+    finish_optional: bool | None = None
+    provider_label: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -145,48 +197,102 @@ class Model:
         return self.model_id or self.name
 
     @property
+    def host(self) -> str:
+        """The endpoint's host (``host:port`` when a port is given); never its credentials."""
+        parts = urlsplit(self.endpoint)
+        host = parts.hostname or ""
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        return f"{host}:{port}" if port else host
+
+    @property
     def provider(self) -> str:
-        """A short provider label derived from the endpoint's host."""
-        host = urlsplit(self.endpoint).hostname or ""
-        if host in LOOPBACK_HOSTS:
+        """A short label for the endpoint: ``provider_label`` if given, ``openai``,
+        ``openrouter``... for known hosts, ``local`` for an unknown server on this machine,
+        else the host."""
+        if self.provider_label:
+            return self.provider_label
+        host = (urlsplit(self.endpoint).hostname or "").lower()
+        if is_loopback(host):
             return "local"
-        for known in (
-            "openrouter",
-            "openai",
-            "anthropic",
-            "googleapis",
-            "groq",
-            "together",
-            "fireworks",
-            "deepseek",
-            "mistral",
-            "azure",
-        ):
-            if known in host:
-                return "google" if known == "googleapis" else known
+        for suffix, label in _PROVIDER_HOSTS:
+            if _host_is(host, suffix):
+                return label
+        if host.startswith("bedrock") and _host_is(host, "amazonaws.com"):
+            return "bedrock"
         return host
+
+    @property
+    def finish_is_optional(self) -> bool:
+        """Whether a stream without a finish reason may still be complete (see
+        ``finish_optional``)."""
+        if self.finish_optional is not None:
+            return self.finish_optional
+        host = (urlsplit(self.endpoint).hostname or "").lower()
+        return any(_host_is(host, suffix) for suffix in _FINISH_OPTIONAL_HOSTS)
 
     @property
     def key_env(self) -> str | None:
         """The environment variable that holds this model's key, if any."""
         if self.api_key_env:
             return self.api_key_env
-        if self.endpoint == OPENAI_BASE_URL:
+        if self.base_url is None:
+            # The openai SDK's convention: the URL from $OPENAI_BASE_URL, the key from
+            # $OPENAI_API_KEY, whatever the URL is.
+            return "OPENAI_API_KEY"
+        if _host_is((urlsplit(self.base_url).hostname or "").lower(), "api.openai.com"):
             return "OPENAI_API_KEY"
         return None
 
     def api_key(self) -> str | None:
-        """Read the key from the environment now; raise a clear error if it is missing."""
+        """Read the key from the environment now; raise a clear error if it is missing.
+
+        A server on this machine reached through ``$OPENAI_BASE_URL`` needs no key: when
+        ``$OPENAI_API_KEY`` is unset, no key is sent and that is no error.
+        """
         env = self.key_env
         if env is None:
             return None
         value = os.environ.get(env)
-        if not value:
+        if value:
+            return value
+        if self.api_key_env is None and is_loopback(
+            (urlsplit(self.endpoint).hostname or "").lower()
+        ):
+            return None
+        if self.api_key_env is None and self.base_url is None and os.environ.get("OPENAI_BASE_URL"):
             raise MissingKeyError(
-                f"Model {self.name!r} needs an API key: set the environment variable {env} "
-                f"(e.g. `export {env}=...` before starting Python or Jupyter)."
+                f"Model {self.name!r} calls {self.host} (from $OPENAI_BASE_URL) with the key "
+                f"from $OPENAI_API_KEY, which is not set: set it (`export OPENAI_API_KEY=...`), "
+                f'pass api_key_env="MY_KEY_VAR" naming the variable that holds this '
+                "endpoint's key, or pass base_url=... for an endpoint that needs no key."
             )
-        return value
+        raise MissingKeyError(
+            f"Model {self.name!r} needs an API key: set the environment variable {env} "
+            f"(e.g. `export {env}=...` before starting Python or Jupyter)."
+        )
+
+    def auth_hint(self, *, key_sent: bool) -> str:
+        """What an ``auth`` error row adds: whether a key was sent, from which variable (never
+        its value), and the fix."""
+        env = self.key_env
+        if key_sent and env:
+            hint = f"sent the key from ${env}; check it is valid for {self.host}"
+            if self.api_key_env is None:
+                hint += ', or pass api_key_env="MY_KEY_VAR" to send another variable\'s key'
+            return f"({hint})"
+        if env is None:
+            return (
+                "(no API key was sent: this model has no api_key_env; pass "
+                f'api_key_env="MY_KEY_VAR" naming the variable that holds the key for {self.host})'
+            )
+        return (
+            f"(no API key was sent: ${env} is not set; set it, or pass "
+            'api_key_env="MY_KEY_VAR" naming the variable that holds the key for '
+            f"{self.host})"
+        )
 
 
 def check_models(models: object) -> list[Model]:

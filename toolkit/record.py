@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ErrorKind
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+"""2: adds ``refusal``. Records stored at version 1 load with ``refusal=""``."""
 
 Status = Literal["ok", "error", "skipped_budget"]
 
@@ -61,6 +62,11 @@ class CallRecord(BaseModel):
     record_version: int = RECORD_VERSION
     reasks: int = 0
     seq: int = Field(default=0, description="position in the run's plan (rows sort by it)")
+    refusal: str = Field(
+        default="",
+        description="the refusal the provider streamed apart from the answer (delta.refusal); "
+        "a call with one is not passed",
+    )
 
 
 COLUMNS: tuple[str, ...] = tuple(CallRecord.model_fields)

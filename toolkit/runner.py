@@ -9,8 +9,10 @@ record to the store, and tells observers. A failed call is a record, never an ex
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
+import ssl
 import time
 import uuid
 import warnings
@@ -103,6 +105,7 @@ def estimate_tokens(text: str) -> int:
 class _Attempt:
     text: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
     deltas: int = 0
     first_t: float | None = None
     last_t: float | None = None
@@ -164,6 +167,7 @@ class Runner:
                 self._model_limits[cell.model.name] = asyncio.Semaphore(cell.model.concurrency)
         own_client = self._client is None
         client = self._client or httpx2.AsyncClient(
+            verify=_tls_context(),
             limits=httpx2.Limits(
                 max_connections=self.concurrency + 4, max_keepalive_connections=self.concurrency + 4
             ),
@@ -287,6 +291,7 @@ class Runner:
         """One request and its retries; every attempt is appended to ``attempts``."""
         model = cell.model
         observers = self.observers
+        finish_optional = model.finish_is_optional
         for retry_number in range(self.retry.retries + 1):
             number = len(attempts) + 1
             att = _Attempt(t_start=time.monotonic())
@@ -308,6 +313,7 @@ class Runner:
                 call_id=cell.call_id,
                 attempt=number,
                 timeout=read_timeout,
+                finish_optional=finish_optional,
             ):
                 kind = event.kind
                 if kind == "text":
@@ -318,6 +324,12 @@ class Runner:
                     att.last_t = event.t
                 elif kind == "reasoning":
                     att.reasoning.append(event.text)  # type: ignore[union-attr]
+                    att.deltas += 1
+                    if att.first_t is None:
+                        att.first_t = event.t
+                    att.last_t = event.t
+                elif kind == "refusal":
+                    att.refusal.append(event.text)  # type: ignore[union-attr]
                     att.deltas += 1
                     if att.first_t is None:
                         att.first_t = event.t
@@ -334,6 +346,8 @@ class Runner:
                     att.request_id = event.request_id  # type: ignore[union-attr]
                 elif kind == "error":
                     att.error = event  # type: ignore[assignment]
+                    if att.response_id is None:
+                        att.response_id = event.response_id  # type: ignore[union-attr]
                 for observer in observers:
                     try:
                         observer.on_event(cell, event)
@@ -413,7 +427,10 @@ class Runner:
         status: Status = "ok" if error_kind is None else "error"
         # Whatever the provider sent back may echo the key (error bodies, ids, even answers):
         # none of it reaches the record with the key in it.
-        secrets = [k for k in [_key_value(model)] if k]
+        key = _key_value(model)
+        secrets = [key] if key else []
+        if error_kind == "auth" and message is not None:
+            message += " " + model.auth_hint(key_sent=bool(key))
         if message is not None:
             server = model.server
             if server is not None and not server.alive():
@@ -424,6 +441,7 @@ class Runner:
             request_id = redact(request_id, secrets)
 
         text = redact("".join(last.text), secrets, patterns=False)
+        refusal = redact("".join(last.refusal), secrets, patterns=False)
         out_tokens_last = (
             last.usage.output_tokens
             if last.usage is not None and last.usage.output_tokens is not None
@@ -454,8 +472,12 @@ class Runner:
                     _scorer_failed(scorer, exc)
             elif valid is not None:
                 score = 1.0 if valid else 0.0
+        # A refusal is an answered call (status ok) that did not do the task.
         passed = (
-            status == "ok" and valid is not False and (score is None or score >= self.threshold)
+            status == "ok"
+            and not refusal
+            and valid is not False
+            and (score is None or score >= self.threshold)
         )
 
         return CallRecord(
@@ -492,6 +514,7 @@ class Runner:
             reasks=sum(a.reasked for a in attempts),
             seq=cell.seq,
             expected=expected,
+            refusal=refusal,
         )
 
 
@@ -526,6 +549,13 @@ def _observer_failed(observer: object, exc: Exception) -> None:
         RuntimeWarning,
         stacklevel=2,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every run's client: building one loads the CA bundle (about 90 ms),
+    which each ``tk.compare`` would otherwise pay again."""
+    return httpx2.create_ssl_context()
 
 
 def _key_value(model: Model) -> str | None:

@@ -17,7 +17,16 @@ import httpx2
 import orjson
 
 from ..errors import RETRYABLE_KINDS, ErrorKind
-from ..events import Event, Finish, ReasoningDelta, Started, StreamError, TextDelta, Usage
+from ..events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    Started,
+    StreamError,
+    TextDelta,
+    Usage,
+)
 
 _STATUS_KINDS: dict[int, ErrorKind] = {
     400: "bad_request",
@@ -97,6 +106,8 @@ def _error_kind_of(error: Any, default: ErrorKind = "server_error") -> ErrorKind
     if not isinstance(error, dict):
         return default
     code = error.get("code")
+    if not isinstance(code, int):
+        code = error.get("status_code")  # Groq's mid-stream errors carry the status here
     words = " ".join(str(error.get(k, "")) for k in ("type", "code", "status")).lower()
     if isinstance(code, int) and code >= 400:
         return status_kind(code)
@@ -146,21 +157,65 @@ def usage_event(usage: dict[str, Any], call_id: str, t: float) -> Usage:
     )
 
 
+def _content_parts(parts: list[Any], call_id: str, t: float, out: list[Event]) -> None:
+    """Mistral's typed content parts: ``{"type": "text", "text": ...}`` is answer text and
+    ``{"type": "thinking", "thinking": [parts] | str}`` is reasoning, in the order sent."""
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind == "text":
+            text = part.get("text")
+            if text and isinstance(text, str):
+                out.append(TextDelta(text, call_id, t))
+        elif kind == "thinking":
+            thinking = part.get("thinking")
+            if isinstance(thinking, list):
+                thinking = "".join(
+                    p["text"]
+                    for p in thinking
+                    if isinstance(p, dict)
+                    and p.get("type") == "text"
+                    and isinstance(p.get("text"), str)
+                )
+            if thinking and isinstance(thinking, str):
+                out.append(ReasoningDelta(thinking, call_id, t))
+
+
+def _first_choice(choices: list[Any]) -> Any:
+    """The choice with index 0 (the answer); with ``n > 1`` the others are not ours to join."""
+    for choice in choices:
+        if isinstance(choice, dict) and not choice.get("index"):
+            return choice
+    return None
+
+
 class ChunkTranslator:
     """Turns the data of each SSE event of one stream into normalized events.
 
     Feed it every event's ``data`` (and event name); call ``end()`` when the byte stream ends.
-    A stream that ends without a finish reason ends with a ``truncated`` error.
+    A stream that ends without a finish reason ends with a ``truncated`` error, unless
+    ``finish_optional`` is set and the stream sent usage and then ``[DONE]``: that stream is
+    complete, with finish reason ``stop`` (Snowflake Cortex never sends a finish reason).
     """
 
-    __slots__ = ("call_id", "finish_reason", "done", "failed", "response_id", "_usage_seen")
+    __slots__ = (
+        "call_id",
+        "finish_reason",
+        "done",
+        "failed",
+        "response_id",
+        "finish_optional",
+        "_usage_seen",
+    )
 
-    def __init__(self, call_id: str = "") -> None:
+    def __init__(self, call_id: str = "", *, finish_optional: bool = False) -> None:
         self.call_id = call_id
         self.finish_reason: str | None = None
         self.done = False
         self.failed = False
         self.response_id: str | None = None
+        self.finish_optional = finish_optional
         self._usage_seen = False
 
     def feed(self, data: str, event: str = "message") -> list[Event]:
@@ -179,16 +234,24 @@ class ChunkTranslator:
             return self._fail(
                 "invalid_response", f"unexpected chunk (not an object): {data[:200]!r}", t
             )
+        if self.response_id is None:
+            rid = obj.get("id")
+            if rid and isinstance(rid, str):  # Azure's first chunk has id "": not an id
+                self.response_id = rid
         if "error" in obj or event == "error":
             error = obj.get("error", obj)
             kind = _error_kind_of(error)
-            return self._fail(kind, f"error event mid-stream: {_error_message_of(error)}", t)
-        if self.response_id is None and isinstance(obj.get("id"), str):
-            self.response_id = obj["id"]
+            # An error chunk may still carry the billed usage (OpenRouter): keep it.
+            billed = self._usage(obj, t)
+            return billed + self._fail(
+                kind, f"error event mid-stream: {_error_message_of(error)}", t
+            )
         out: list[Event] = []
         choices = obj.get("choices")
         if choices and isinstance(choices, list):
             choice = choices[0]
+            if isinstance(choice, dict) and choice.get("index"):  # n > 1: not choice 0
+                choice = _first_choice(choices)
             if isinstance(choice, dict):
                 delta = choice.get("delta")
                 if not isinstance(delta, dict):
@@ -198,22 +261,44 @@ class ChunkTranslator:
                     if reasoning and isinstance(reasoning, str):
                         out.append(ReasoningDelta(reasoning, self.call_id, t))
                     content = delta.get("content")
-                    if content and isinstance(content, str):
-                        out.append(TextDelta(content, self.call_id, t))
+                    if content:
+                        if isinstance(content, str):
+                            out.append(TextDelta(content, self.call_id, t))
+                        elif isinstance(content, list):
+                            _content_parts(content, self.call_id, t, out)
+                    else:  # a refusal comes instead of content: text chunks skip the lookup
+                        refusal = delta.get("refusal")
+                        if refusal and isinstance(refusal, str):
+                            out.append(RefusalDelta(refusal, self.call_id, t))
                 reason = choice.get("finish_reason")
                 if reason and isinstance(reason, str) and self.finish_reason is None:
                     self.finish_reason = reason
                     out.append(Finish(reason, self.call_id, t, response_id=self.response_id))
         usage = obj.get("usage")
+        if usage is None and "x_groq" in obj:  # Groq's older streams put usage here
+            x_groq = obj["x_groq"]
+            if isinstance(x_groq, dict):
+                usage = x_groq.get("usage")
         if usage and isinstance(usage, dict):
             self._usage_seen = True
             out.append(usage_event(usage, self.call_id, t))
         return out
 
+    def _usage(self, obj: dict[str, Any], t: float) -> list[Event]:
+        usage = obj.get("usage")
+        if usage and isinstance(usage, dict):
+            self._usage_seen = True
+            return [usage_event(usage, self.call_id, t)]
+        return []
+
     def end(self) -> list[Event]:
         """Events owed when the byte stream ends: a ``truncated`` error if nothing finished it."""
         if self.failed or self.finish_reason is not None:
             return []
+        if self.finish_optional and self.done and self._usage_seen:
+            # This endpoint never sends a finish reason: usage then [DONE] is its whole answer.
+            self.finish_reason = "stop"
+            return [Finish("stop", self.call_id, time.monotonic(), response_id=self.response_id)]
         how = "after [DONE]" if self.done else "before [DONE]"
         return self._fail(
             "truncated",
@@ -223,7 +308,16 @@ class ChunkTranslator:
 
     def _fail(self, kind: ErrorKind, message: str, t: float) -> list[Event]:
         self.failed = True
-        return [StreamError(kind, message, kind in RETRYABLE_KINDS, call_id=self.call_id, t=t)]
+        return [
+            StreamError(
+                kind,
+                message,
+                kind in RETRYABLE_KINDS,
+                call_id=self.call_id,
+                t=t,
+                response_id=self.response_id,
+            )
+        ]
 
     def complete(self, obj: Any) -> list[Event]:
         """Events for a whole (non-streaming) chat completion body."""
@@ -233,8 +327,9 @@ class ChunkTranslator:
         if "error" in obj:
             error = obj["error"]
             return self._fail(_error_kind_of(error), _error_message_of(error), t)
-        if isinstance(obj.get("id"), str):
-            self.response_id = obj["id"]
+        rid = obj.get("id")
+        if rid and isinstance(rid, str):
+            self.response_id = rid
         choices = obj.get("choices")
         if not isinstance(choices, list) or not choices:
             return self._fail("invalid_response", "response has no choices", t)
@@ -260,9 +355,13 @@ async def stream(
     call_id: str = "",
     attempt: int = 1,
     timeout: httpx2.Timeout | None = None,  # noqa: ASYNC109 - httpx2's per-request timeouts
+    finish_optional: bool = False,
 ) -> AsyncIterator[Event]:
-    """One streaming request: ``Started``, then deltas, usage, finish; or a ``StreamError``."""
-    translator = ChunkTranslator(call_id)
+    """One streaming request: ``Started``, then deltas, usage, finish; or a ``StreamError``.
+
+    ``finish_optional``: the endpoint never sends a finish reason (see ``ChunkTranslator``).
+    """
+    translator = ChunkTranslator(call_id, finish_optional=finish_optional)
     content = orjson.dumps(body)
     send_headers = {**headers, "content-type": "application/json", "accept": "text/event-stream"}
     request = client.build_request(
@@ -326,18 +425,24 @@ _READ_ERRORS = (httpx2.TimeoutException, httpx2.SSEError, httpx2.TransportError,
 def _read_failure(exc: BaseException, translator: ChunkTranslator) -> StreamError:
     """The error event for a failure while reading a response body."""
     t = time.monotonic()
+    rid = translator.response_id
     if isinstance(exc, httpx2.TimeoutException):
         message = "stream stalled: no data within the timeout"
-        return StreamError("timeout", message, True, call_id=translator.call_id, t=t)
+        return StreamError(
+            "timeout", message, True, call_id=translator.call_id, t=t, response_id=rid
+        )
     if isinstance(exc, httpx2.SSEError):
         message = f"bad event stream: {exc}"
-        return StreamError("invalid_response", message, False, call_id=translator.call_id, t=t)
+        return StreamError(
+            "invalid_response", message, False, call_id=translator.call_id, t=t, response_id=rid
+        )
     return StreamError(
         "truncated" if not translator.finish_reason else "network",
         f"connection lost mid-stream: {type(exc).__name__}: {exc}",
         True,
         call_id=translator.call_id,
         t=t,
+        response_id=rid,
     )
 
 

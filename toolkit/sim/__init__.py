@@ -16,6 +16,7 @@ def models(base_url: str, names: list[str] | None = None, **options: object) -> 
     """``tk.Model`` objects for simulated models at ``base_url`` (default: the three demo ones).
 
     Extra keyword arguments (``timeout=``, ``max_tokens=``...) go to every ``tk.Model``.
+    Their ``provider`` is ``sim`` (say ``provider_label=...`` to change it).
     """
     chosen = names or list(DEMO_PROFILES)
     profiles = default_profiles()
@@ -25,7 +26,8 @@ def models(base_url: str, names: list[str] | None = None, **options: object) -> 
         prices: dict[str, object] = {}
         if profile.price_in is not None and not profile.report_cost:
             prices = {"price_in": profile.price_in, "price_out": profile.price_out}
-        out.append(Model(name, base_url=base_url, **{**prices, **options}))  # type: ignore[arg-type]
+        settings = {"provider_label": "sim", **prices, **options}
+        out.append(Model(name, base_url=base_url, **settings))  # type: ignore[arg-type]
     return out
 
 
