@@ -322,14 +322,9 @@ class Runner:
                     if att.first_t is None:
                         att.first_t = event.t
                     att.last_t = event.t
-                elif kind == "reasoning":
-                    att.reasoning.append(event.text)  # type: ignore[union-attr]
-                    att.deltas += 1
-                    if att.first_t is None:
-                        att.first_t = event.t
-                    att.last_t = event.t
-                elif kind == "refusal":
-                    att.refusal.append(event.text)  # type: ignore[union-attr]
+                elif kind == "reasoning" or kind == "refusal":
+                    parts = att.reasoning if kind == "reasoning" else att.refusal
+                    parts.append(event.text)  # type: ignore[union-attr]
                     att.deltas += 1
                     if att.first_t is None:
                         att.first_t = event.t
