@@ -655,7 +655,8 @@ def verdicts(res: dict[str, Any]) -> tuple[list[str], bool]:
     )
     latencies = [r["latency_s"] for r in res["interrupts"]]
     interrupted = all(
-        r["status"] == "error" and r["ename"] == "KeyboardInterrupt" for r in res["interrupts"]
+        r["status"] == "error" and r["ename"] in ("KeyboardInterrupt", "RunInterrupted")
+        for r in res["interrupts"]
     )
     int_ok = bool(latencies) and interrupted and max(latencies) <= TARGET_INTERRUPT_S
     leftover = [t for t in res["threads"] if t.startswith("streambench")]

@@ -28,6 +28,12 @@ def outputs_of(book: nbformat.NotebookNode, kind: str) -> list[dict]:
     ]
 
 
+def static_outputs(book: nbformat.NotebookNode, marker: str) -> list[dict]:
+    return [
+        o for o in outputs_of(book, "display_data") if marker in o["data"].get("text/html", "")
+    ]
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
 def test_notebooks_are_stored_without_outputs(name: str) -> None:
     book = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -43,15 +49,18 @@ def test_notebooks_run(tmp_path: Path) -> None:
     # must still pick the dataset run, not the latest compare
     comparison = execute("02_comparison.ipynb", tmp_path)
     assert not outputs_of(comparison, "error")
-    dashboards = [o for o in outputs_of(comparison, "display_data") if WIDGET in o["data"]]
-    assert len(dashboards) == 1
+    # a live widget while it runs, then static HTML, so saved notebooks and exports show it
+    dashboards = static_outputs(comparison, 'data-streambench="dashboard"')
+    assert len(dashboards) == 1 and "finished" in dashboards[0]["data"]["text/html"]
+    assert not any(WIDGET in o["data"] for o in outputs_of(comparison, "display_data"))
     summary = comparison.cells[4].outputs[0]["data"]["text/plain"]
     assert "cost_per_success" in summary and "gpt-5-mini" in summary
 
     quick = execute("01_quickstart.ipynb", tmp_path)
     assert not outputs_of(quick, "error")
-    views = [o for o in outputs_of(quick, "display_data") if WIDGET in o["data"]]
-    assert len(views) == 3  # live panels for each compare
+    views = static_outputs(quick, 'data-streambench="panels"')
+    assert len(views) == 3  # each compare's panels, as static HTML once it ended
+    assert not any(WIDGET in o["data"] for o in outputs_of(quick, "display_data"))
     tables = [o["data"]["text/plain"] for o in outputs_of(quick, "execute_result")]
     assert any("claude-sonnet-4.5" in t and "ok" in t for t in tables)
     printed = "".join(o.get("text", "") for o in outputs_of(quick, "stream"))

@@ -13,6 +13,25 @@ function usd(v) {
   return v < 0.01 ? "$" + Number(v).toFixed(6) : "$" + Number(v).toFixed(4);
 }
 
+const LIVE_STATES = ["starting", "running"];
+
+// dashboard.py progress_line says the same. A run that ended has no ETA: it says how it ended.
+function progressLine(s) {
+  const total = s.total || 0, done = s.done || 0, cancelled = s.cancelled || 0;
+  let spend = `spend ${usd(s.spend_usd)}`;
+  if (s.budget_usd) spend += ` of ${usd(s.budget_usd)}`;
+  let parts;
+  if (LIVE_STATES.includes(s.state)) {
+    const eta = s.eta_s === null || s.eta_s === undefined ? "–" : Math.ceil(s.eta_s) + "s";
+    parts = [`${done} / ${total} calls`, `${s.in_flight || 0} in flight`, `ETA ${eta}`];
+  } else {
+    parts = [s.state || "finished", `${done - cancelled} of ${total} planned calls done`];
+    if (cancelled) parts.push(`${cancelled} cancelled`);
+    if (total > done) parts.push(`${total - done} not started`);
+  }
+  return [...parts, spend].join(" · ");
+}
+
 function render({ model, el: root }) {
   root.classList.add("sb-dash");
   function draw() {
@@ -23,11 +42,8 @@ function render({ model, el: root }) {
     const fill = el("div", "sb-fill");
     fill.style.width = total ? (100 * done / total).toFixed(1) + "%" : "0%";
     bar.append(fill);
-    const eta = s.eta_s === null || s.eta_s === undefined ? "–" : Math.ceil(s.eta_s) + "s";
-    const line = el("div", "sb-line",
-      `${done} / ${total} calls · ${s.in_flight || 0} in flight · ETA ${eta} · ` +
-      `spend ${usd(s.spend_usd)}` + (s.budget_usd ? ` of ${usd(s.budget_usd)}` : "") +
-      (s.state ? ` · ${s.state}` : ""));
+    const line = el("div", "sb-line", progressLine(s));
+    root.dataset.state = s.state || "";
     root.append(line, bar);
     if (s.budget_usd) {
       const spend = el("div", "sb-bar sb-spend");

@@ -1,7 +1,12 @@
-"""The ``tk.run`` dashboard: progress, spend, leaderboard, last failures (4 updates a second)."""
+"""The ``tk.run`` dashboard: progress, spend, leaderboard, last failures (4 updates a second).
+
+As with the panels, ``close()`` replaces the live output by a static rendering of the final
+state, so a saved notebook shows it without widget state.
+"""
 
 from __future__ import annotations
 
+import html
 import math
 import statistics
 import time
@@ -17,6 +22,8 @@ from ..record import CallRecord
 from ..runner import Cell
 from .panels import Coalescer
 
+LIVE_STATES = ("starting", "running")
+
 HERE = Path(__file__).parent
 
 
@@ -31,9 +38,115 @@ class RunDashboard(anywidget.AnyWidget):
         # Front ends without widgets keep the repr taken when the dashboard was displayed (at
         # 0 calls done): say what it is, not a count that would read as stale.
         s = self.state
-        if s.get("state") in ("starting", "running"):
+        if s.get("state") in LIVE_STATES:
             return f"<streambench run dashboard: {s.get('total', 0)} calls planned; see run.df>"
         return f"<streambench run dashboard: {s.get('done', 0)}/{s.get('total', 0)} calls>"
+
+
+def _usd(value: Any) -> str:
+    if value is None:
+        return "–"
+    if value == "inf" or value == math.inf:
+        return "∞"
+    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+
+
+def progress_line(s: dict[str, Any]) -> str:
+    """The dashboard's first line (dashboard.js ``progressLine`` says the same). A run that
+    is not running any more has no ETA and nothing in flight: it says how it ended."""
+    done, total = s.get("done", 0), s.get("total", 0)
+    spend = f"spend {_usd(s.get('spend_usd'))}"
+    if s.get("budget_usd"):
+        spend += f" of {_usd(s['budget_usd'])}"
+    cancelled = s.get("cancelled", 0)
+    state = s.get("state") or ""
+    if state in LIVE_STATES:
+        eta = s.get("eta_s")
+        eta_text = "–" if eta is None else f"{math.ceil(eta)}s"
+        parts = [f"{done} / {total} calls", f"{s.get('in_flight', 0)} in flight", f"ETA {eta_text}"]
+    else:
+        parts = [state or "finished", f"{done - cancelled} of {total} planned calls done"]
+        if cancelled:
+            parts.append(f"{cancelled} cancelled")
+        if total > done:
+            parts.append(f"{total - done} not started")
+    return " · ".join([*parts, spend])
+
+
+def static_html(s: dict[str, Any]) -> str:
+    """The dashboard's state as self-contained HTML (inline styles, every string escaped)."""
+
+    def e(text: object) -> str:
+        return html.escape(str(text), quote=True)
+
+    total, done = s.get("total", 0), s.get("done", 0)
+    width = f"{100 * done / total:.1f}%" if total else "0%"
+    bar = "height:8px;background:#8883;border-radius:4px;margin:4px 0;max-width:600px"
+    out = [
+        '<div class="sbs-dash" data-streambench="dashboard" '
+        'style="font-family:var(--jp-ui-font-family, sans-serif);font-size:12px">',
+        f'<div class="sbs-line" style="margin:2px 0">{e(progress_line(s))}</div>',
+        f'<div style="{bar}"><div style="height:100%;width:{width};background:#3a7bd5;'
+        'border-radius:4px"></div></div>',
+    ]
+    if s.get("budget_usd"):
+        spent = min(100.0, 100 * (s.get("spend_usd") or 0) / s["budget_usd"])
+        out.append(
+            f'<div style="{bar}"><div style="height:100%;width:{spent:.1f}%;background:#d5883a;'
+            'border-radius:4px"></div></div>'
+        )
+    cell = "padding:2px 10px;text-align:right"
+    first = "padding:2px 10px;text-align:left"
+    heads = ["model", "calls", "passed", "success", "cost per success", "p50 latency", "errors"]
+    table = "border-collapse:collapse;margin-top:6px;font-size:12px"
+    out.append(f'<table class="sbs-board" style="{table}"><tr>')
+    out += [
+        f'<th style="{first if i == 0 else cell};border-bottom:1px solid #8888">{e(h)}</th>'
+        for i, h in enumerate(heads)
+    ]
+    out.append("</tr>")
+    for r in s.get("leaderboard", []):
+        p50 = r.get("p50_latency_s")
+        values = [
+            r["model"],
+            r["calls"],
+            r["passed"],
+            f"{100 * r['success_rate']:.0f}%",
+            _usd(r.get("cost_per_success")),
+            "–" if p50 is None else f"{p50:.2f}s",
+            r["errors"],
+        ]
+        out.append("<tr>")
+        out += [
+            f'<td style="{first if i == 0 else cell}">{e(v)}</td>' for i, v in enumerate(values)
+        ]
+        out.append("</tr>")
+    out.append("</table>")
+    failures = s.get("failures") or []
+    if failures:
+        out.append(
+            '<div style="margin-top:6px;color:#c62828"><div style="font-weight:600">'
+            "last failures</div>"
+        )
+        out += [
+            '<div style="white-space:normal;overflow-wrap:anywhere">'
+            f"{e(f['model'])} · {e(f['task_id'])} · {e(f['error_kind'])}: {e(f['message'])}</div>"
+            for f in failures
+        ]
+        out.append("</div>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def static_text(s: dict[str, Any]) -> str:
+    """The dashboard's state as plain text: the progress line and one line per model."""
+    lines = [progress_line(s)]
+    for r in s.get("leaderboard", []):
+        lines.append(
+            f"  {r['model']}: {r['passed']}/{r['calls']} passed, "
+            f"cost per success {_usd(r.get('cost_per_success'))}, {r['errors']} errors"
+        )
+    return "\n".join(lines)
 
 
 class DashboardView:
@@ -51,9 +164,18 @@ class DashboardView:
         self.failures: deque[dict[str, Any]] = deque(maxlen=5)
         self.spend = 0.0
         self.done = 0
+        self.cancelled = 0
         self.widget = RunDashboard(state=self._state("starting"))
         self._coalescer = Coalescer(self._flush, interval)
         self.updates = 0
+        self._handle: Any = None  # the DisplayHandle of the output show() made
+
+    def show(self) -> None:
+        """Display the live dashboard in the current output; ``close()`` replaces it by its
+        static final rendering."""
+        from IPython.display import display
+
+        self._handle = display(self.widget, display_id=True)  # type: ignore[no-untyped-call]
 
     def on_event(self, cell: Cell, event: Event) -> None:
         if event.kind == "started" and cell.call_id not in self.in_flight:
@@ -65,7 +187,9 @@ class DashboardView:
         self.records.setdefault(record.model, []).append(record)
         self.done += 1
         self.spend += record.cost_usd or 0.0
-        if record.status == "error":
+        if record.error_kind == "cancelled":  # the user stopped it: no failure of the model
+            self.cancelled += 1
+        elif record.status == "error":
             self.failures.appendleft(
                 {
                     "model": record.model,
@@ -78,7 +202,9 @@ class DashboardView:
 
     def _leaderboard(self) -> list[dict[str, Any]]:
         rows = []
-        for model, records in self.records.items():
+        for model, every in self.records.items():
+            # a call the user cancelled says nothing about the model: not in its rates
+            records = [r for r in every if r.error_kind != "cancelled"]
             calls = len(records)
             passed = sum(r.passed for r in records)
             spend = sum(r.cost_usd or 0.0 for r in records)
@@ -97,17 +223,20 @@ class DashboardView:
         return rows
 
     def _state(self, state: str = "") -> dict[str, Any]:
-        elapsed = time.monotonic() - self.started
-        remaining = self.total - self.done
-        eta = (
-            elapsed / self.done * remaining
-            if self.done and remaining
-            else (0 if not remaining else None)
-        )
+        eta: float | None = None
+        if state in LIVE_STATES:  # a run that ended (finished, interrupted) has no ETA
+            elapsed = time.monotonic() - self.started
+            remaining = self.total - self.done
+            eta = (
+                elapsed / self.done * remaining
+                if self.done and remaining
+                else (0 if not remaining else None)
+            )
         return {
             "done": self.done,
             "total": self.total,
-            "in_flight": len(self.in_flight),
+            "in_flight": len(self.in_flight) if state in LIVE_STATES else 0,
+            "cancelled": self.cancelled,
             "eta_s": None if eta is None or math.isnan(eta) else eta,
             "spend_usd": self.spend,
             "budget_usd": self.budget_usd,
@@ -121,5 +250,11 @@ class DashboardView:
         self.updates += 1
 
     def close(self, state: str = "finished") -> None:
+        """Send the final state (``finished`` or ``interrupted``) and replace the output
+        ``show()`` made by its static rendering."""
         self._coalescer.cancel()
-        self.widget.state = self._state(state)
+        self.widget.state = final = self._state(state)
+        if self._handle is not None:
+            bundle = {"text/plain": static_text(final), "text/html": static_html(final)}
+            self._handle.update(bundle, raw=True)
+            self._handle = None

@@ -10,14 +10,19 @@ function usd(value) {
   return value < 0.01 ? "$" + value.toFixed(6) : "$" + value.toFixed(4);
 }
 
-function footerText(f) {
+const known = (value) => value !== null && value !== undefined;
+
+// The footer's items, status first, unknown values left out (panels.py footer_parts).
+function footerParts(f) {
   const parts = [f.status || "waiting"];
-  parts.push("TTFT " + fmt(f.ttft_s, 2, "s"));
-  parts.push(fmt(f.tokens_per_s, 0, " tok/s"));
-  parts.push((f.output_tokens ?? 0) + " tokens");
-  parts.push(usd(f.cost_usd));
-  if ((f.attempts ?? 1) > 1) parts.push("attempts " + f.attempts);
-  return parts.join(" · ");
+  if (known(f.ttft_s)) parts.push("TTFT " + fmt(f.ttft_s, 2, "s"));
+  if (known(f.tokens_per_s)) parts.push(fmt(f.tokens_per_s, 0, " tok/s"));
+  const tokens = f.output_tokens || 0;
+  if (tokens || f.state !== "error") parts.push(tokens + " tok");
+  if (known(f.cost_usd)) parts.push(usd(f.cost_usd));
+  if ((f.attempts || 1) > 1) parts.push(f.attempts + " attempts");
+  if (f.finish) parts.push("finish " + f.finish);
+  return parts;
 }
 
 function render({ model, el }) {
@@ -53,31 +58,57 @@ function render({ model, el }) {
       const body = document.createElement("pre");
       body.className = "sb-text";
       const text = document.createTextNode(model.get("texts")[i] || "");
-      body.append(text);
+      // why a call that answered nothing failed, shown whole where the answer would be
+      const note = document.createElement("span");
+      note.className = "sb-note";
+      body.append(text, note);
+
+      const verdict = document.createElement("div");
+      verdict.className = "sb-verdict";
+      verdict.hidden = true;
 
       const foot = document.createElement("div");
       foot.className = "sb-foot";
-      const stats = document.createElement("span");
-      stats.className = "sb-stats";
-      const badge = document.createElement("span");
-      badge.className = "sb-badge";
-      foot.append(stats, badge);
 
-      box.append(head, reasoning, body, foot);
+      box.append(head, reasoning, body, verdict, foot);
       el.append(box);
-      views.push({ body, text, reasoning, reasoningText, stats, badge, box });
+      views.push({ body, text, note, reasoning, reasoningText, verdict, foot, box, footer: {} });
       const saved = model.get("reasonings")[i];
       if (saved) { reasoningText.data = saved; reasoning.hidden = false; }
       showFooter(i, (model.get("footers") || [])[i] || {});
     });
+    // even rows at any width, in CSS alone (panels.py grid_columns); the static HTML that
+    // replaces the widget at the end uses the same value
+    el.style.gridTemplateColumns = model.get("columns") || "";
+  }
+
+  function showVerdict(v) {
+    const f = v.footer;
+    const message = f.badge || "";
+    // nothing answered: the body says why; otherwise the verdict gets its own wrapped line
+    const inBody = Boolean(message) && !v.text.data && f.state === "error";
+    v.note.textContent = inBody ? message : "";
+    v.verdict.textContent = inBody ? "" : message;
+    v.verdict.title = inBody ? "" : message;
+    v.verdict.hidden = inBody || !message;
   }
 
   function showFooter(i, f) {
     const v = views[i];
     if (!v) return;
-    v.stats.textContent = footerText(f);
-    v.badge.textContent = f.badge || "";
+    v.footer = f;
+    const parts = footerParts(f);
+    const items = parts.map((part, k) => {
+      const item = document.createElement("span");
+      item.className = k === 0 ? "sb-status" : "sb-stat";
+      item.textContent = part;
+      return item;
+    });
+    v.foot.replaceChildren(...items);
     v.box.dataset.state = f.state || "waiting";
+    if (f.outcome) v.box.dataset.outcome = f.outcome;
+    else delete v.box.dataset.outcome;
+    showVerdict(v);
   }
 
   function follow(v) {
@@ -105,7 +136,7 @@ function render({ model, el }) {
   model.on("msg:custom", onMessage);
   model.on("change:panels", build);
   model.on("change:texts", () => model.get("texts").forEach((s, i) => {
-    if (views[i] && views[i].text.data !== s) views[i].text.data = s;
+    if (views[i] && views[i].text.data !== s) { views[i].text.data = s; showVerdict(views[i]); }
   }));
   model.on("change:reasonings", () => model.get("reasonings").forEach((s, i) => {
     if (views[i] && s) { views[i].reasoningText.data = s; views[i].reasoning.hidden = false; }

@@ -1,8 +1,18 @@
-"""Live side-by-side panels, one per model, fed by coalesced text deltas."""
+"""Live side-by-side panels, one per model, fed by coalesced text deltas.
+
+When the compare ends, ``PanelsView.close()`` replaces the live widget's output by a static
+rendering of the final panels (``text/html`` with inline styles, plus ``text/plain``): a notebook
+saved with JupyterLab's default settings stores no widget state, and a widget output without its
+model shows "Error displaying widget: model not found" when reopened, nothing in nbconvert's HTML
+and only the repr on GitHub. The static output is what a reopened notebook, an export and a
+viewer show.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import html
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +28,22 @@ from ..runner import Cell, estimate_tokens
 
 HERE = Path(__file__).parent
 
+# Outcome colours, the same as in panels.css: pass is green, fail amber, error red, a call the
+# user cancelled or the budget skipped grey. Nothing but a passed call is ever green.
+COLOURS = {
+    "passed": "#2e7d32",
+    "failed": "#b26a00",
+    "error": "#c62828",
+    "cancelled": "#757575",
+    "skipped": "#757575",
+}
+NEUTRAL = "#9e9e9e"
+MIN_COLUMN_PX = 200  # narrowest column
+GAP_PX = 8
+MAX_COLUMNS = 4  # most panels in a row: 5-8 models make two rows, 9-12 three
+MAX_VERDICT = 2000  # characters of a verdict or error message sent to the front end
+STATIC_TEXT_PLAIN = 500  # characters of each answer in the text/plain summary
+
 
 class ComparePanels(anywidget.AnyWidget):
     """The panels widget. Its synced state is complete only after the final sync."""
@@ -28,10 +54,268 @@ class ComparePanels(anywidget.AnyWidget):
     texts: traitlets.List[str] = traitlets.List([]).tag(sync=True)
     reasonings: traitlets.List[str] = traitlets.List([]).tag(sync=True)
     footers: traitlets.List[dict[str, Any]] = traitlets.List([]).tag(sync=True)
+    columns = traitlets.Unicode("").tag(sync=True)  # the grid's columns: grid_columns()
 
     def __repr__(self) -> str:  # what nbconvert and plain consoles show instead of panels
         names = ", ".join(p["name"] for p in self.panels)
         return f"<streambench live panels: {names}>"
+
+
+def even_columns(n: int, fit: int) -> int:
+    """Columns for ``n`` panels when ``fit`` fit in a row: as many as fit, in rows as even as
+    possible (4 panels where 3 fit: 2 + 2, not 3 + 1; 5 where 4 fit: 3 + 2)."""
+    if n <= 0:
+        return 1
+    columns = max(1, min(n, fit))
+    rows = math.ceil(n / columns)
+    return math.ceil(n / rows)
+
+
+def grid_columns(n: int) -> str:
+    """A ``grid-template-columns`` value for ``n`` panels that needs no script: the most
+    columns of at least ``MIN_COLUMN_PX`` that fit the width, in rows as even as possible.
+
+    Each step down (4 panels: 4, 2, 1 columns) is chosen by the width alone: in
+    ``clamp(WIDE, (T - 100%) * 999, NARROW)`` the middle term is hugely negative when the row is
+    wider than T (the narrowest row that holds the wider layout: WIDE wins) and hugely positive
+    otherwise (NARROW wins). The column minimum then makes ``auto-fit`` lay out that many columns,
+    and ``1fr`` makes them share the row equally. The same value serves the live widget and the
+    static HTML, so both look the same.
+    """
+    steps = [even_columns(n, MAX_COLUMNS)]
+    while steps[-1] > 1:
+        steps.append(even_columns(n, steps[-1] - 1))
+
+    def share(k: int) -> str:
+        # a column's width when k share the row, 1px less so that rounding never drops one
+        return f"calc((100% - {GAP_PX * (k - 1)}px) / {k} - 1px)"
+
+    size = "100%"
+    for k in reversed(steps[:-1]):
+        narrowest = k * MIN_COLUMN_PX + (k - 1) * GAP_PX
+        size = f"clamp({share(k)}, calc(({narrowest}px - 100%) * 999), {size})"
+    return f"repeat(auto-fit, minmax({size}, 1fr))"
+
+
+def outcome_of(record: CallRecord) -> str:
+    """What the panel's colour says: ``passed``, ``failed`` (answered, not passed: invalid,
+    wrong, refused), ``error``, ``cancelled`` (by the user) or ``skipped`` (budget)."""
+    if record.status == "ok":
+        return "passed" if record.passed else "failed"
+    if record.status == "skipped_budget":
+        return "skipped"
+    return "cancelled" if record.error_kind == "cancelled" else "error"
+
+
+def status_of(record: CallRecord) -> str:
+    """The footer's first word: ``ok``, ``error``, ``cancelled`` or ``skipped``."""
+    if record.status == "skipped_budget":
+        return "skipped"
+    if record.status == "error" and record.error_kind == "cancelled":
+        return "cancelled"
+    return record.status
+
+
+def _clip(text: str, limit: int = MAX_VERDICT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def verdict_of(record: CallRecord) -> str:
+    """The whole verdict of a finished call, e.g. ``invalid: city: Field required`` or
+    ``auth: HTTP 401: ...``; empty when there was nothing to check."""
+    if record.error_kind == "cancelled":  # the footer already says "cancelled"
+        return _clip(record.error_message or "cancelled")
+    if record.status != "ok":
+        kind = "skipped" if record.status == "skipped_budget" else (record.error_kind or "error")
+        return _clip(f"{kind}: {record.error_message or ''}".rstrip(": "))
+    refusal = getattr(record, "refusal", "") or ""  # the field is new: older records lack it
+    if refusal:
+        return _clip(f"refused: {refusal}")
+    if record.valid is False:
+        errors = record.validation_errors or ["the answer does not fit the schema"]
+        return _clip("invalid: " + "; ".join(errors))
+    parts = ["valid"] if record.valid else []
+    if record.score is not None:
+        parts.append("passed" if record.passed else f"wrong (score {record.score:.2g})")
+    elif parts and not record.passed:
+        parts.append("not passed")
+    return _clip(" · ".join(parts))
+
+
+def _num(value: float | None, digits: int, unit: str) -> str:
+    return "–" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+
+
+def footer_parts(footer: dict[str, Any]) -> list[str]:
+    """The footer's items, status first, unknown values left out (panels.js ``footerParts``
+    says the same)."""
+    status = str(footer.get("status") or "waiting")
+    parts = [status]
+    if footer.get("ttft_s") is not None:
+        parts.append("TTFT " + _num(footer["ttft_s"], 2, "s"))
+    if footer.get("tokens_per_s") is not None:
+        parts.append(_num(footer["tokens_per_s"], 0, " tok/s"))
+    tokens = footer.get("output_tokens") or 0
+    if tokens or footer.get("state") != "error":
+        parts.append(f"{tokens} tok")
+    if footer.get("cost_usd") is not None:
+        parts.append(_usd(footer["cost_usd"]))
+    attempts = footer.get("attempts") or 1
+    if attempts > 1:
+        parts.append(f"{attempts} attempts")
+    if footer.get("finish"):
+        parts.append(f"finish {footer['finish']}")
+    return parts
+
+
+def _style(**props: str) -> str:
+    return ";".join(f"{k.replace('_', '-')}:{v}" for k, v in props.items())
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def static_html(
+    panels: list[dict[str, str]],
+    texts: list[str],
+    reasonings: list[str],
+    footers: list[dict[str, Any]],
+) -> str:
+    """The final panels as self-contained HTML: inline styles only (a reopened notebook has no
+    widget CSS, and sanitizers drop ``<style>``), every model string escaped."""
+    n = len(panels)
+    # A plain column count first: a sanitizer that rejects the clamp() form keeps that one.
+    grid = _style(
+        display="grid",
+        grid_template_columns=f"repeat({even_columns(n, MAX_COLUMNS)}, minmax(0, 1fr))",
+        gap=f"{GAP_PX}px",
+        font_family="var(--jp-ui-font-family, sans-serif)",
+        margin="0",
+    )
+    grid += f";grid-template-columns:{grid_columns(n)}"
+    out = [f'<div class="sbs-panels" data-streambench="panels" style="{grid}">']
+    for i, panel in enumerate(panels):
+        footer = footers[i] if i < len(footers) else {}
+        text = texts[i] if i < len(texts) else ""
+        reasoning = reasonings[i] if i < len(reasonings) else ""
+        outcome = str(footer.get("outcome") or "")
+        colour = COLOURS.get(outcome, NEUTRAL)
+        verdict = str(footer.get("badge") or "")
+        box = _style(
+            display="flex",
+            flex_direction="column",
+            min_width="0",
+            border=f"1px solid {colour}",
+            border_top_width="3px",
+            border_radius="4px",
+            background="var(--jp-layout-color1, transparent)",
+        )
+        out.append(
+            f'<div class="sbs-panel" data-outcome="{_e(outcome)}" '
+            f'data-state="{_e(str(footer.get("state") or ""))}" style="{box}">'
+        )
+        head = _style(
+            display="flex",
+            justify_content="space-between",
+            gap="8px",
+            padding="4px 8px",
+            border_bottom="1px solid #8884",
+            font_size="12px",
+            line_height="16px",
+        )
+        out.append(
+            f'<div class="sbs-head" style="{head}">'
+            f'<span class="sbs-name" style="font-weight:600;overflow-wrap:anywhere">'
+            f"{_e(panel.get('name', ''))}</span>"
+            f'<span class="sbs-provider" style="opacity:0.7">{_e(panel.get("provider", ""))}'
+            "</span></div>"
+        )
+        if reasoning:
+            out.append(
+                '<details class="sbs-reasoning" style="padding:2px 8px;font-size:11px;opacity:0.8">'
+                "<summary>reasoning</summary>"
+                '<pre style="margin:0;padding:0;max-height:90px;overflow:auto;'
+                "white-space:pre-wrap;overflow-wrap:anywhere;word-break:normal;"
+                f'font-size:11px;line-height:15px;background:transparent">\n{_e(reasoning)}</pre>'
+                "</details>"
+            )
+        body = _style(
+            margin="6px 0",
+            padding="0 8px",
+            height="180px",
+            overflow="auto",
+            white_space="pre-wrap",
+            overflow_wrap="anywhere",
+            word_break="normal",
+            font_size="12px",
+            line_height="18px",
+            font_family="var(--jp-code-font-family, monospace)",
+            background="transparent",
+            border="none",
+        )
+        failed_empty = not text and outcome in ("error", "cancelled", "skipped")
+        inner = _e(text)
+        if failed_empty:  # nothing was answered: the body says why, whole
+            inner = f'<span class="sbs-note" style="color:{colour}">{_e(verdict)}</span>'
+        # HTML drops one newline right after <pre>: this one, so that the answer's own stays
+        out.append(f'<pre class="sbs-text" style="{body}">\n{inner}</pre>')
+        if verdict and not failed_empty:
+            line = _style(
+                padding="3px 8px",
+                border_top="1px solid #8884",
+                font_size="11px",
+                line_height="15px",
+                font_weight="600",
+                color=colour,
+                white_space="normal",
+                overflow_wrap="anywhere",
+            )
+            out.append(
+                f'<div class="sbs-verdict" title="{_e(verdict)}" style="{line}">{_e(verdict)}</div>'
+            )
+        foot = _style(
+            display="flex",
+            flex_wrap="wrap",
+            gap="0 8px",
+            padding="4px 8px",
+            border_top="1px solid #8884",
+            font_size="11px",
+            line_height="15px",
+        )
+        parts = footer_parts(footer)
+        status = f'<span class="sbs-status" style="font-weight:600;color:{colour}">'
+        items = [
+            f"{status}{_e(parts[0])}</span>",
+            *(f'<span style="white-space:nowrap">{_e(p)}</span>' for p in parts[1:]),
+        ]
+        out.append(f'<div class="sbs-foot" style="{foot}">{"".join(items)}</div></div>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def static_text(
+    panels: list[dict[str, str]], texts: list[str], footers: list[dict[str, Any]]
+) -> str:
+    """The final panels as plain text: one footer line per model, then its answer (clipped)."""
+    lines = []
+    for i, panel in enumerate(panels):
+        footer = footers[i] if i < len(footers) else {}
+        head = f"{panel.get('name', '')} ({panel.get('provider', '')}): "
+        head += " · ".join(footer_parts(footer))
+        if footer.get("badge"):
+            head += f" · {footer['badge']}"
+        lines.append(head)
+        text = texts[i] if i < len(texts) else ""
+        if text:
+            lines.extend("  " + line for line in _clip(text, STATIC_TEXT_PLAIN).splitlines())
+    return "\n".join(lines)
 
 
 class Coalescer:
@@ -83,6 +367,7 @@ class PanelsView:
             texts=[""] * len(models),
             reasonings=[""] * len(models),
             footers=[{"status": "waiting"} for _ in models],
+            columns=grid_columns(len(models)),
         )
         n = len(models)
         self._text: list[list[str]] = [[] for _ in range(n)]
@@ -101,6 +386,14 @@ class PanelsView:
         self._footer_sent = 0.0
         self._final_footers: set[int] = set()
         self._live_cells: dict[int, Cell] = {}
+        self._handle: Any = None  # the DisplayHandle of the output show() made
+
+    def show(self) -> None:
+        """Display the live panels in the current output; ``close()`` replaces them by their
+        static rendering, so a saved notebook keeps each model's final text and footer."""
+        from IPython.display import display
+
+        self._handle = display(self.widget, display_id=True)  # type: ignore[no-untyped-call]
 
     # observer protocol -------------------------------------------------------------------
     def on_event(self, cell: Cell, event: Event) -> None:
@@ -152,27 +445,20 @@ class PanelsView:
         i = self.index.get(cell.model.name)
         if i is None:
             return
-        if record.status == "ok":
-            if record.valid is None:
-                # a verdict only where there was something to check against
-                badge = "" if record.score is None else ("passed" if record.passed else "wrong")
-            elif record.valid:
-                badge = "valid" + (" · passed" if record.passed else "")
-            else:
-                first = record.validation_errors[0] if record.validation_errors else "invalid"
-                badge = f"invalid: {first}"
-        else:
-            badge = f"{record.error_kind}: {(record.error_message or '')[:160]}"
         self._live_cells.pop(i, None)
+        finish = record.finish_reason
         self._footer[i] = {
-            "status": record.status if record.status != "ok" else (record.finish_reason or "ok"),
+            "status": status_of(record),
             "state": "ok" if record.status == "ok" else "error",
+            # the colour: from passed and status, never from status alone
+            "outcome": outcome_of(record),
+            "finish": finish if finish not in (None, "stop") else None,
             "ttft_s": record.ttft_s,
             "tokens_per_s": record.tokens_per_s,
             "output_tokens": record.output_tokens or 0,
             "cost_usd": record.cost_usd,
             "attempts": record.attempts,
-            "badge": badge,
+            "badge": verdict_of(record),
         }
         # the record's text is the truth (a retry may have replaced what streamed)
         if "".join(self._text[i]) != record.text:
@@ -246,10 +532,41 @@ class PanelsView:
         self.widget.send(message)
         self.messages += 1
 
+    def _stop_unfinished(self) -> None:
+        """Panels without a record at close (the compare was interrupted before the runner
+        logged them) say so instead of streaming forever."""
+        for i, footer in enumerate(self._footer):
+            if footer.get("state") not in ("ok", "error"):
+                self._refresh_live_footer(i)
+                self._footer[i] = {
+                    **self._footer[i],
+                    "status": "interrupted",
+                    "state": "error",
+                    "outcome": "cancelled",
+                    "badge": "interrupted before the call finished",
+                }
+                self._pending_footer.add(i)
+
+    def static_bundle(self) -> dict[str, str]:
+        """The final panels as a mime bundle without the widget: ``text/html`` and
+        ``text/plain``."""
+        texts = ["".join(t) for t in self._text]
+        reasonings = ["".join(r) for r in self._reasoning]
+        panels = list(self.widget.panels)
+        return {
+            "text/plain": static_text(panels, texts, self._footer),
+            "text/html": static_html(panels, texts, reasonings, self._footer),
+        }
+
     def close(self) -> None:
-        """Flush what is pending and sync the whole state once (for saved notebooks)."""
+        """Flush what is pending, sync the whole state once, and replace the output ``show()``
+        made by the static rendering (what saved notebooks, exports and viewers show)."""
         self._coalescer.cancel()
+        self._stop_unfinished()
         self._flush(force=True)
         self.widget.texts = ["".join(t) for t in self._text]
         self.widget.reasonings = ["".join(r) for r in self._reasoning]
         self.widget.footers = list(self._footer)
+        if self._handle is not None:
+            self._handle.update(self.static_bundle(), raw=True)
+            self._handle = None
