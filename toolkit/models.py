@@ -82,6 +82,9 @@ class Model:
             ``openai``, ``openrouter``... for known hosts, ``local`` for an unknown server on
             this machine, else the host). ``tk.sim.models`` sets ``sim``, ``tk.Model.local``
             sets ``llama.cpp``.
+        wire_format: how requests and streams are shaped: ``"openai-chat"`` (chat
+            completions, the default, spoken by most endpoints), ``"anthropic"`` (Messages) or
+            ``"gemini"`` (``streamGenerateContent``). The presets set it.
 
     Keys follow the openai SDK's convention: without ``base_url`` the endpoint comes from
     ``$OPENAI_BASE_URL`` (else OpenAI's API) and the key from ``$OPENAI_API_KEY``, sent as a
@@ -108,10 +111,19 @@ class Model:
     server: Any = field(default=None, compare=False, hash=False, repr=False)
     finish_optional: bool | None = None
     provider_label: str | None = None
+    wire_format: str = "openai-chat"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError("Model name must be a non-empty string, e.g. tk.Model('gpt-5-mini').")
+        from .providers import names as wire_formats
+
+        if self.wire_format not in wire_formats():
+            raise ConfigError(
+                f"Model {self.name!r}: unknown wire_format {self.wire_format!r}; choose one of "
+                f"{wire_formats()} (or a preset: tk.Model.openai, .anthropic, .gemini, "
+                ".openrouter)."
+            )
         if self.base_url is not None:
             parts = urlsplit(self.base_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:

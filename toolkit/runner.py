@@ -23,12 +23,12 @@ from typing import Any, Protocol
 
 import httpx2
 
-from . import pricing, scoring, validate
+from . import pricing, providers, scoring, validate
 from .errors import ErrorKind, ProviderError, redact
 from .events import Event, StreamError
 from .models import Model
 from .pricing import AttemptUsage
-from .providers import openai_chat
+from .providers import _http
 from .record import CallRecord, Status
 from .store import Store
 from .tasks import Task
@@ -238,31 +238,16 @@ class Runner:
         self, client: httpx2.AsyncClient, cell: Cell, t0: float, attempts: list[_Attempt]
     ) -> None:
         model = cell.model
+        fmt = providers.wire_format(model.wire_format)
         key = model.api_key()
-        headers = dict(model.headers or {})
-        if key:
-            headers["authorization"] = f"Bearer {key}"
         schema = self._schema_for(cell)
-        response_format = None
         structured = model.structured if self.structured is None else self.structured
-        if schema is not None and structured:
-            response_format = {
-                "type": "json_schema",
-                "json_schema": {"name": schema.name, "schema": schema.json_schema},
-            }
-        url = f"{model.endpoint}/chat/completions"
+        constrain = schema if schema is not None and structured else None
         timeout = httpx2.Timeout(model.timeout)
         messages = self._messages(cell, schema)
         for ask in range(self.reask + 1):
-            body = openai_chat.build_body(
-                model.wire_model,
-                messages,
-                max_tokens=model.max_tokens,
-                temperature=model.temperature,
-                response_format=response_format,
-                extra_body=model.extra_body,
-            )
-            await self._with_retries(client, cell, url, headers, body, timeout, attempts)
+            request = fmt.build_request(model, messages, key=key, schema=constrain)
+            await self._with_retries(client, cell, fmt, request, timeout, attempts)
             last = attempts[-1]
             if last.error is not None or last.finish is None or schema is None:
                 return
@@ -282,16 +267,14 @@ class Runner:
         self,
         client: httpx2.AsyncClient,
         cell: Cell,
-        url: str,
-        headers: dict[str, str],
-        body: dict[str, Any],
+        fmt: providers.WireFormat,
+        request: providers.WireRequest,
         read_timeout: httpx2.Timeout,
         attempts: list[_Attempt],
     ) -> None:
         """One request and its retries; every attempt is appended to ``attempts``."""
         model = cell.model
         observers = self.observers
-        finish_optional = model.finish_is_optional
         for retry_number in range(self.retry.retries + 1):
             number = len(attempts) + 1
             att = _Attempt(t_start=time.monotonic())
@@ -305,15 +288,13 @@ class Runner:
                     )
                     att.t_end = time.monotonic()
                     return
-            async for event in openai_chat.stream(
+            async for event in _http.stream(
                 client,
-                url,
-                headers,
-                body,
-                call_id=cell.call_id,
+                request,
+                fmt.translator(model, cell.call_id),
                 attempt=number,
                 timeout=read_timeout,
-                finish_optional=finish_optional,
+                error_detail=fmt.error_detail,
             ):
                 kind = event.kind
                 if kind == "text":

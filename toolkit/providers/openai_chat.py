@@ -1,78 +1,38 @@
 """The OpenAI-compatible chat-completions wire format (OpenAI, OpenRouter, vLLM, llama.cpp, ...).
 
-Two halves: ``build_request`` shapes the request; ``ChunkTranslator`` turns each SSE event's data
-into normalized events. ``stream`` joins them over one HTTP exchange and maps every failure
-(status codes, error bodies, HTML pages from proxies, timeouts, cut connections) to a
-``StreamError`` event: it never raises for a provider fault.
+Two halves: ``build_request`` shapes the request (URL, Bearer key, body, ``response_format``);
+``ChunkTranslator`` turns each SSE event's data into normalized events. ``_http.stream`` joins
+them over one HTTP exchange and maps every failure to a ``StreamError`` event.
 """
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import orjson
 
 from ..errors import RETRYABLE_KINDS, ErrorKind
-from ..events import (
-    Event,
-    Finish,
-    ReasoningDelta,
-    RefusalDelta,
-    Started,
-    StreamError,
-    TextDelta,
-    Usage,
-)
+from ..events import Event, Finish, ReasoningDelta, RefusalDelta, StreamError, TextDelta, Usage
+from . import _http
+from ._http import WireRequest, error_message_of, parse_retry_after, status_kind
 
-_STATUS_KINDS: dict[int, ErrorKind] = {
-    400: "bad_request",
-    404: "bad_request",
-    409: "bad_request",
-    413: "bad_request",
-    422: "bad_request",
-    401: "auth",
-    402: "auth",
-    403: "auth",
-    408: "timeout",
-    429: "rate_limit",
-    503: "overloaded",
-    529: "overloaded",
-}
-REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
+if TYPE_CHECKING:
+    from ..models import Model
+    from ..validate import Schema
 
-
-def status_kind(status: int) -> ErrorKind:
-    """The ``error_kind`` of an HTTP error status."""
-    if status in _STATUS_KINDS:
-        return _STATUS_KINDS[status]
-    return "server_error" if status >= 500 else "bad_request"
-
-
-def parse_retry_after(headers: httpx2.Headers) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
+__all__ = [
+    "FORMAT",
+    "ChunkTranslator",
+    "OpenAIChat",
+    "build_body",
+    "parse_retry_after",
+    "status_kind",
+    "stream",
+    "usage_event",
+]
 
 def build_body(
     model_id: str,
@@ -122,13 +82,6 @@ def _error_kind_of(error: Any, default: ErrorKind = "server_error") -> ErrorKind
     if "timeout" in words:
         return "timeout"
     return default
-
-
-def _error_message_of(error: Any) -> str:
-    if isinstance(error, dict):
-        msg = error.get("message") or error.get("type") or error.get("code")
-        return str(msg) if msg else orjson.dumps(error).decode()
-    return str(error)
 
 
 def _int(value: Any) -> int | None:
@@ -244,7 +197,7 @@ class ChunkTranslator:
             # An error chunk may still carry the billed usage (OpenRouter): keep it.
             billed = self._usage(obj, t)
             return billed + self._fail(
-                kind, f"error event mid-stream: {_error_message_of(error)}", t
+                kind, f"error event mid-stream: {error_message_of(error)}", t
             )
         out: list[Event] = []
         choices = obj.get("choices")
@@ -326,7 +279,7 @@ class ChunkTranslator:
             return self._fail("invalid_response", "response body is not a JSON object", t)
         if "error" in obj:
             error = obj["error"]
-            return self._fail(_error_kind_of(error), _error_message_of(error), t)
+            return self._fail(_error_kind_of(error), error_message_of(error), t)
         rid = obj.get("id")
         if rid and isinstance(rid, str):
             self.response_id = rid
@@ -337,13 +290,56 @@ class ChunkTranslator:
         return out + self.end()
 
 
-def _html_title(text: str) -> str:
-    lower = text.lower()
-    start = lower.find("<title>")
-    end = lower.find("</title>")
-    if 0 <= start < end:
-        return text[start + 7 : end].strip()
-    return " ".join(text.split())[:160]
+class OpenAIChat:
+    """The chat-completions wire format: ``POST {base_url}/chat/completions``, Bearer key."""
+
+    name = "openai-chat"
+
+    def build_request(
+        self,
+        model: Model,
+        messages: list[dict[str, Any]],
+        *,
+        key: str | None,
+        schema: Schema | None = None,
+    ) -> WireRequest:
+        """The whole request for ``model``: ``schema`` asks for ``response_format:
+        json_schema`` (schema-constrained output) when given."""
+        headers = dict(model.headers or {})
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        response_format = None
+        if schema is not None:
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": schema.name, "schema": schema.json_schema},
+            }
+        body = build_body(
+            model.wire_model,
+            messages,
+            max_tokens=model.max_tokens,
+            temperature=model.temperature,
+            response_format=response_format,
+            extra_body=model.extra_body,
+        )
+        return WireRequest(
+            f"{model.endpoint}/chat/completions",
+            headers,
+            body,
+            not_found_hint="check base_url: OpenAI-compatible endpoints usually end in /v1, "
+            "and the model id must exist there",
+        )
+
+    def translator(self, model: Model, call_id: str) -> ChunkTranslator:
+        """A fresh translator for one attempt's stream."""
+        return ChunkTranslator(call_id, finish_optional=model.finish_is_optional)
+
+    def error_detail(self, obj: Any) -> str:
+        """The message of a JSON error body (``{"error": {"message": ...}}``)."""
+        return error_message_of(obj.get("error", obj) if isinstance(obj, dict) else obj)
+
+
+FORMAT = OpenAIChat()
 
 
 async def stream(
@@ -357,151 +353,17 @@ async def stream(
     timeout: httpx2.Timeout | None = None,  # noqa: ASYNC109 - httpx2's per-request timeouts
     finish_optional: bool = False,
 ) -> AsyncIterator[Event]:
-    """One streaming request: ``Started``, then deltas, usage, finish; or a ``StreamError``.
-
-    ``finish_optional``: the endpoint never sends a finish reason (see ``ChunkTranslator``).
-    """
-    translator = ChunkTranslator(call_id, finish_optional=finish_optional)
-    content = orjson.dumps(body)
-    send_headers = {**headers, "content-type": "application/json", "accept": "text/event-stream"}
-    request = client.build_request(
-        "POST",
+    """One chat-completions stream from an already built URL, headers and body (for tests and
+    tools that shape their own requests; the runner goes through ``FORMAT``)."""
+    request = WireRequest(
         url,
-        content=content,
-        headers=send_headers,
-        timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
+        headers,
+        body,
+        not_found_hint="check base_url: OpenAI-compatible endpoints usually end in /v1, "
+        "and the model id must exist there",
     )
-    try:
-        response = await client.send(request, stream=True)
-    except httpx2.TimeoutException as exc:
-        yield StreamError(
-            "timeout",
-            f"timed out connecting to {url}: {type(exc).__name__}",
-            True,
-            call_id=call_id,
-            t=time.monotonic(),
-        )
-        return
-    except (httpx2.TransportError, OSError) as exc:
-        yield StreamError(
-            "network",
-            f"could not reach {url}: {type(exc).__name__}: {exc}",
-            True,
-            call_id=call_id,
-            t=time.monotonic(),
-        )
-        return
-    try:
-        request_id = next(
-            (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
-        )
-        yield Started(attempt, request_id, call_id, time.monotonic())
-        if response.status_code < 400 and _content_type(response) == "text/event-stream":
-            # The hot path, inline: one async generator between the bytes and the runner.
-            try:
-                async for sse in httpx2.EventSource(response):
-                    for event in translator.feed(sse.data, sse.event):
-                        yield event
-                    if translator.done or translator.failed:
-                        break
-                for event in translator.end():
-                    yield event
-            except _READ_ERRORS as exc:
-                yield _read_failure(exc, translator)
-        else:
-            async for event in _read_response(response, translator):
-                yield event
-    finally:
-        await response.aclose()
-
-
-def _content_type(response: httpx2.Response) -> str:
-    return response.headers.get("content-type", "").partition(";")[0].strip().lower()
-
-
-_READ_ERRORS = (httpx2.TimeoutException, httpx2.SSEError, httpx2.TransportError, OSError)
-
-
-def _read_failure(exc: BaseException, translator: ChunkTranslator) -> StreamError:
-    """The error event for a failure while reading a response body."""
-    t = time.monotonic()
-    rid = translator.response_id
-    if isinstance(exc, httpx2.TimeoutException):
-        message = "stream stalled: no data within the timeout"
-        return StreamError(
-            "timeout", message, True, call_id=translator.call_id, t=t, response_id=rid
-        )
-    if isinstance(exc, httpx2.SSEError):
-        message = f"bad event stream: {exc}"
-        return StreamError(
-            "invalid_response", message, False, call_id=translator.call_id, t=t, response_id=rid
-        )
-    return StreamError(
-        "truncated" if not translator.finish_reason else "network",
-        f"connection lost mid-stream: {type(exc).__name__}: {exc}",
-        True,
-        call_id=translator.call_id,
-        t=t,
-        response_id=rid,
-    )
-
-
-async def _read_response(
-    response: httpx2.Response,
-    translator: ChunkTranslator,
-) -> AsyncIterator[Event]:
-    """Events for a response that is not an event stream: an error status, a whole JSON body
-    sent to a streaming request, or something else (an HTML page from a proxy)."""
-    call_id = translator.call_id
-    content_type = _content_type(response)
-    try:
-        if response.status_code >= 400:
-            raw = (await response.aread()).decode("utf-8", "replace")
-            kind = status_kind(response.status_code)
-            if "html" in content_type or raw.lstrip().startswith("<"):
-                detail = f"HTML page: {_html_title(raw)}"
-            else:
-                try:
-                    obj = orjson.loads(raw)
-                    detail = _error_message_of(
-                        obj.get("error", obj) if isinstance(obj, dict) else obj
-                    )
-                except orjson.JSONDecodeError:
-                    detail = raw.strip()[:300] or response.reason_phrase
-            message = f"HTTP {response.status_code}: {detail}"
-            if response.status_code == 404:
-                message += (
-                    f" (POST {response.request.url}; check base_url: OpenAI-compatible "
-                    "endpoints usually end in /v1, and the model id must exist there)"
-                )
-            yield StreamError(
-                kind,
-                message,
-                kind in RETRYABLE_KINDS,
-                status=response.status_code,
-                retry_after=parse_retry_after(response.headers),
-                call_id=call_id,
-                t=time.monotonic(),
-            )
-            return
-        raw = (await response.aread()).decode("utf-8", "replace")
-        if content_type.endswith("json") or raw.lstrip().startswith("{"):
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                obj = None
-            if obj is not None:
-                for event in translator.complete(obj):
-                    yield event
-                return
-        yield StreamError(
-            "invalid_response",
-            f"expected an event stream, got {content_type or 'no content type'}: "
-            f"{_html_title(raw) if '<' in raw[:100] else raw.strip()[:160]!r}",
-            False,
-            status=response.status_code,
-            call_id=call_id,
-            t=time.monotonic(),
-        )
-    except _READ_ERRORS as exc:
-        yield _read_failure(exc, translator)
+    translator = ChunkTranslator(call_id, finish_optional=finish_optional)
+    async for event in _http.stream(
+        client, request, translator, attempt=attempt, timeout=timeout
+    ):
+        yield event
