@@ -10,6 +10,9 @@ from urllib.parse import urlsplit
 from .errors import ConfigError, MissingKeyError
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
+OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 # Hosts (and their subdomains) of known endpoints -> the ``provider`` label. Order matters:
@@ -193,6 +196,83 @@ class Model:
             name, threads=threads, ctx=ctx, parallel=parallel, hourly_usd=hourly_usd, **options
         )
         return model
+
+    @classmethod
+    def openai(cls, model_id: str, *, alias: str | None = None, **options: Any) -> Model:
+        """OpenAI's API (chat completions) with the key from ``$OPENAI_API_KEY``.
+
+        Args:
+            model_id: e.g. ``"gpt-5-mini"``.
+            alias: the name shown everywhere (default: ``model_id``).
+            **options: any other ``tk.Model`` argument (``base_url=`` overrides the URL).
+        """
+        return cls._preset(
+            model_id, alias, options, OPENAI_BASE_URL, "OPENAI_API_KEY", "openai-chat"
+        )
+
+    @classmethod
+    def anthropic(cls, model_id: str, *, alias: str | None = None, **options: Any) -> Model:
+        """Anthropic's Messages API (``POST {base_url}/v1/messages``, ``x-api-key``) with the
+        key from ``$ANTHROPIC_API_KEY``; base URL ``https://api.anthropic.com`` as its SDK.
+
+        Args:
+            model_id: e.g. ``"claude-sonnet-4-5"``.
+            alias: the name shown everywhere (default: ``model_id``).
+            **options: any other ``tk.Model`` argument (``base_url=`` overrides the URL).
+        """
+        return cls._preset(
+            model_id, alias, options, ANTHROPIC_BASE_URL, "ANTHROPIC_API_KEY", "anthropic"
+        )
+
+    @classmethod
+    def gemini(cls, model_id: str, *, alias: str | None = None, **options: Any) -> Model:
+        """Google's Gemini API (``streamGenerateContent?alt=sse``, ``x-goog-api-key``) with the
+        key from ``$GOOGLE_API_KEY`` when it is set, else ``$GEMINI_API_KEY`` (as google-genai).
+
+        Args:
+            model_id: e.g. ``"gemini-2.5-flash"``.
+            alias: the name shown everywhere (default: ``model_id``).
+            **options: any other ``tk.Model`` argument (``base_url=`` overrides the URL).
+        """
+        key_env = "GOOGLE_API_KEY" if os.environ.get("GOOGLE_API_KEY") else "GEMINI_API_KEY"
+        return cls._preset(model_id, alias, options, GEMINI_BASE_URL, key_env, "gemini")
+
+    @classmethod
+    def openrouter(cls, model_id: str, *, alias: str | None = None, **options: Any) -> Model:
+        """OpenRouter (chat completions, its own reported cost) with the key from
+        ``$OPENROUTER_API_KEY``.
+
+        Args:
+            model_id: a ``vendor/model`` id, e.g. ``"anthropic/claude-sonnet-4.5"``.
+            alias: the name shown everywhere (default: ``model_id``).
+            **options: any other ``tk.Model`` argument (``base_url=`` overrides the URL).
+        """
+        return cls._preset(
+            model_id, alias, options, OPENROUTER_BASE_URL, "OPENROUTER_API_KEY", "openai-chat"
+        )
+
+    @classmethod
+    def _preset(
+        cls,
+        model_id: str,
+        alias: str | None,
+        options: dict[str, Any],
+        base_url: str,
+        key_env: str,
+        wire_format: str,
+    ) -> Model:
+        if "name" in options or "model_id" in options:
+            raise ConfigError(
+                "a preset takes the model id first and the display name as alias=, e.g. "
+                "tk.Model.anthropic('claude-sonnet-4-5', alias='sonnet')."
+            )
+        settings: dict[str, Any] = {
+            "base_url": base_url,
+            "api_key_env": key_env,
+            "wire_format": wire_format,
+            **options,
+        }
+        return cls(alias or model_id, model_id=model_id, **settings)
 
     def with_options(self, **changes: Any) -> Model:
         """A copy with some arguments changed: ``model.with_options(max_tokens=64)``."""
