@@ -33,6 +33,7 @@ def test_exported_members_are_sorted_and_complete() -> None:
         "errors",
         "events",
         "models",
+        "options",
         "pricing",
         "providers",
         "record",

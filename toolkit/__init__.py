@@ -22,6 +22,7 @@ from .errors import (
     UserError,
 )
 from .models import Model
+from .options import RunOptions
 from .record import CallRecord
 from .runner import RetryPolicy
 from .store import Store
@@ -39,6 +40,7 @@ __all__ = [
     "RetryPolicy",
     "Run",
     "RunInterrupted",
+    "RunOptions",
     "Store",
     "Task",
     "ToolkitError",

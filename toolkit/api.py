@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import validate
 from .errors import ConfigError
 from .models import Model, check_models
+from .options import RunOptions
 from .record import CallRecord
-from .runner import Cell, Observer, RetryPolicy, Runner, new_run_id, plan
+from .runner import Cell, Observer, Runner, new_run_id, plan
 from .store import DEFAULT_STORE, Store, open_store
 from .tasks import Task, load_tasks
 
@@ -81,34 +82,72 @@ class RunInterrupted(KeyboardInterrupt):
         )
 
 
-def _check_common(models: Any, concurrency: int, repeats: int, retries: int) -> list[Model]:
+@dataclass
+class Prepared:
+    """A run checked and planned before anything is sent: its models (checked once), tasks
+    (loaded once), cells and options. The live displays are built from it."""
+
+    run_id: str
+    models: list[Model]
+    tasks: list[Task]
+    cells: list[Cell]
+    options: RunOptions
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+
+def prepare(
+    tasks: Any, models: Any, options: RunOptions, *, run_id: str | None = None
+) -> Prepared:
+    """Check everything a user can get wrong, once, and plan the cells.
+
+    Raises:
+        UserError: no models, a duplicate alias, an unset key variable, a bad dataset or schema.
+    """
     checked = check_models(models)
-    if not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError(f"repeats must be an integer >= 1, got {repeats!r}.")
-    if not isinstance(retries, int) or retries < 0:
-        raise ConfigError(f"retries must be an integer >= 0, got {retries!r}.")
     for model in checked:
         model.api_key()  # a missing key is the user's to fix before anything starts
-    return checked
+    task_list = load_tasks(tasks)
+    for task in task_list:
+        if task.schema is not None:
+            validate.Schema.of(task.schema)
+    if options.name is None:
+        options = replace(options, name=_default_name(tasks))
+    cells = plan(task_list, checked, options.repeats)
+    return Prepared(run_id or new_run_id(), checked, task_list, cells, options)
 
 
-def _checks(scorer: Any, threshold: float, reask: int, structured: bool | None) -> dict[str, Any]:
-    """Validate and bundle how answers are checked (scorer, pass threshold, re-asks)."""
-    from . import scoring
-
-    scoring.resolve(scorer)  # a bad spec fails now, before any call
-    if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
-        raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}.")
-    if not isinstance(reask, int) or reask < 0:
-        raise ConfigError(f"reask must be an integer >= 0, got {reask!r}.")
-    return {
-        "scorer": scorer,
-        "threshold": float(threshold),
-        "reask": reask,
-        "structured": structured,
-    }
+async def execute(prepared: Prepared, observers: Sequence[Observer] = ()) -> Run:
+    """Run a prepared plan: every call logged to the store as it ends, one record per cell."""
+    options = prepared.options
+    db = open_store(options.store)
+    if db is not None:
+        db.begin_run(
+            prepared.run_id,
+            models=prepared.names,
+            n_tasks=len(prepared.tasks),
+            repeats=options.repeats,
+            n_planned=len(prepared.cells),
+            name=options.name,
+        )
+    runner = Runner.from_options(prepared.run_id, options, store=db, observers=observers)
+    try:
+        records = await runner.run(prepared.cells)
+    finally:
+        if db is not None:
+            db.end_run(prepared.run_id)
+            if not isinstance(options.store, Store):
+                db.close()
+    return Run(
+        prepared.run_id,
+        records,
+        db.path if db is not None else None,
+        prepared.names,
+        len(prepared.tasks),
+        options.repeats,
+    )
 
 
 async def arun(
@@ -135,29 +174,21 @@ async def arun(
     The async form of ``tk.run`` (which adds the live display); arguments as there, plus
     ``run_id`` to choose the id the run is logged under.
     """
-    checked = _check_common(models, concurrency, repeats, retries)
-    task_list = load_tasks(tasks)
-    compiled = validate.Schema.of(schema)
-    for task in task_list:
-        if task.schema is not None:
-            validate.Schema.of(task.schema)
-    cells = plan(task_list, checked, repeats)
-    return await _execute(
-        cells,
-        checked,
-        task_list,
+    options = RunOptions.of(
         repeats=repeats,
         concurrency=concurrency,
-        schema=compiled,
+        schema=schema,
         system=system,
         store=store,
         retries=retries,
         seed=seed,
-        observers=observers,
-        name=name if name is not None else _default_name(tasks),
-        run_id=run_id,
-        checks=_checks(scorer, threshold, reask, structured),
+        name=name,
+        scorer=scorer,
+        threshold=threshold,
+        reask=reask,
+        structured=structured,
     )
+    return await execute(prepare(tasks, models, options, run_id=run_id), observers)
 
 
 def _default_name(tasks: Any) -> str:
@@ -167,60 +198,18 @@ def _default_name(tasks: Any) -> str:
     return "run"
 
 
-async def _execute(
-    cells: list[Cell],
-    models: list[Model],
-    tasks: list[Task],
-    *,
-    repeats: int,
-    concurrency: int,
-    schema: validate.Schema | None,
-    system: str | None,
-    store: Any,
-    retries: int,
-    seed: int | None,
-    observers: Sequence[Observer],
-    name: str | None,
-    run_id: str | None = None,
-    checks: dict[str, Any] | None = None,
-) -> Run:
-    run_id = run_id or new_run_id()
-    db = open_store(store)
-    if db is not None:
-        db.begin_run(
-            run_id,
-            models=[m.name for m in models],
-            n_tasks=len(tasks),
-            repeats=repeats,
-            n_planned=len(cells),
-            name=name,
+def prepare_compare(
+    prompt: str, models: Any, options: RunOptions, *, run_id: str | None = None
+) -> Prepared:
+    """``prepare`` for one prompt sent to every model at once (all in flight together)."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ConfigError(
+            "prompt must be a non-empty string; to run several prompts as tasks use tk.run."
         )
-    runner = Runner(
-        run_id=run_id,
-        concurrency=concurrency,
-        retry=RetryPolicy(retries=retries),
-        schema=schema,
-        system=system,
-        store=db,
-        observers=observers,
-        seed=seed,
-        **(checks or {}),
-    )
-    try:
-        records = await runner.run(cells)
-    finally:
-        if db is not None:
-            db.end_run(run_id)
-            if not isinstance(store, Store):
-                db.close()
-    return Run(
-        run_id,
-        records,
-        db.path if db is not None else None,
-        [m.name for m in models],
-        len(tasks),
-        repeats,
-    )
+    task = Task(id="prompt", prompt=prompt)
+    prepared = prepare([task], models, replace(options, repeats=1, name="compare"), run_id=run_id)
+    prepared.options = replace(prepared.options, concurrency=len(prepared.cells))
+    return prepared
 
 
 async def acompare(
@@ -242,28 +231,17 @@ async def acompare(
 
     The async form of ``tk.compare`` (which adds the live panels).
     """
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ConfigError("prompt must be a non-empty string.")
-    checked = _check_common(models, len(check_models(models)), 1, retries)
-    compiled = validate.Schema.of(schema)
-    task = Task(id="prompt", prompt=prompt)
-    cells = plan([task], checked, 1)
-    result = await _execute(
-        cells,
-        checked,
-        [task],
-        repeats=1,
-        concurrency=len(cells),
-        schema=compiled,
+    options = RunOptions.of(
+        schema=schema,
         system=system,
         store=store,
         retries=retries,
-        seed=None,
-        observers=observers,
-        name="compare",
-        run_id=run_id,
-        checks=_checks(scorer, threshold, reask, structured),
+        scorer=scorer,
+        threshold=threshold,
+        reask=reask,
+        structured=structured,
     )
+    result = await execute(prepare_compare(prompt, models, options, run_id=run_id), observers)
     return result.df
 
 

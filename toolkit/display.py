@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._sync import run_sync
-from .api import Run, RunInterrupted, _default_name, acompare, arun
+from .api import Prepared, Run, RunInterrupted, execute, prepare, prepare_compare
 from .events import Event
-from .models import Model, check_models
+from .models import Model
+from .options import RunOptions
 from .record import CallRecord
-from .runner import Cell, Observer, new_run_id
+from .runner import Cell, Observer
 from .store import DEFAULT_STORE, Store
-from .tasks import load_tasks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,12 +80,20 @@ def _keep(run: Run) -> Run:
     return run
 
 
-def _interrupted(
-    run_id: str, collector: _Collector, store: Any, models: list[str], tasks: int, repeats: int
-) -> RunInterrupted:
+def _interrupted(prepared: Prepared, collector: _Collector) -> RunInterrupted:
     """The exception that hands the partial run back; in IPython it prints as one line."""
     records = sorted(collector.records, key=lambda r: r.seq)
-    run = _keep(Run(run_id, records, _store_path(store), models, tasks, repeats, interrupted=True))
+    options = prepared.options
+    run = Run(
+        prepared.run_id,
+        records,
+        _store_path(options.store),
+        prepared.names,
+        len(prepared.tasks),
+        options.repeats,
+        interrupted=True,
+    )
+    _keep(run)
     _one_line_in_ipython()
     return RunInterrupted(run)
 
@@ -140,39 +148,31 @@ def compare(
     Returns:
         A DataFrame with one row per model (the per-call record's columns).
     """
-    run_id = new_run_id()
+    options = RunOptions.of(
+        schema=schema,
+        system=system,
+        store=store,
+        retries=retries,
+        scorer=scorer,
+        threshold=threshold,
+        reask=reask,
+        structured=structured,
+    )
+    prepared = prepare_compare(prompt, models, options)  # mistakes raise here, before any UI
     view = None
     if _widgets(live):
         from .widgets import PanelsView
 
-        view = PanelsView(check_models(models))
-        view.show()  # issue 8 (widgets): close() swaps the live output for its static HTML
+        view = PanelsView(prepared.models)
+        view.show()  # close() swaps the live output for its static HTML
     collector = _Collector()
     watchers = [*observers, collector, *([view] if view is not None else [])]
-    names = [m.name for m in check_models(models)]
     try:
-        df = run_sync(
-            lambda: acompare(
-                prompt,
-                models,
-                schema=schema,
-                system=system,
-                store=store,
-                retries=retries,
-                observers=watchers,
-                run_id=run_id,
-                scorer=scorer,
-                threshold=threshold,
-                reask=reask,
-                structured=structured,
-            )
-        )
+        result = run_sync(lambda: execute(prepared, watchers))
     except KeyboardInterrupt:
-        raise _interrupted(run_id, collector, store, names, 1, 1) from None
+        raise _interrupted(prepared, collector) from None
     else:
-        records = sorted(collector.records, key=lambda r: r.seq)
-        _keep(Run(run_id, records, _store_path(store), names, 1, 1))
-        return df
+        return _keep(result).df
     finally:
         if view is not None:
             view.close()
@@ -232,17 +232,29 @@ def run(
         every finished row in the store, and raises :class:`RunInterrupted` (a
         ``KeyboardInterrupt``) whose ``.run`` is the partial run, also ``tk.last_run()``.
     """
-    run_id = new_run_id()
-    checked = check_models(models)
-    task_list = load_tasks(tasks)
-    total = len(task_list) * len(checked) * repeats if isinstance(repeats, int) else 0
+    options = RunOptions.of(
+        repeats=repeats,
+        concurrency=concurrency,
+        schema=schema,
+        system=system,
+        store=store,
+        retries=retries,
+        seed=seed,
+        name=name,
+        scorer=scorer,
+        threshold=threshold,
+        reask=reask,
+        structured=structured,
+    )
+    prepared = prepare(tasks, models, options)  # mistakes raise here, before any UI
+    total = len(prepared.cells)
     view: Any = None
     progress: Any = None
     if _widgets(live):
         from .widgets import DashboardView
 
-        view = DashboardView([m.name for m in checked], total)
-        view.show()  # issue 8 (widgets): close() swaps the live output for its static HTML
+        view = DashboardView(prepared.names, total)
+        view.show()  # close() swaps the live output for its static HTML
     elif live is not False and not in_notebook_kernel() and sys.stderr.isatty():
         from rich.console import Console
 
@@ -254,30 +266,10 @@ def run(
     watchers = [*observers, collector, *(w for w in (view, progress) if w is not None)]
     state = "finished"
     try:
-        result = run_sync(
-            lambda: arun(
-                task_list,
-                checked,
-                repeats=repeats,
-                concurrency=concurrency,
-                schema=schema,
-                system=system,
-                store=store,
-                retries=retries,
-                seed=seed,
-                observers=watchers,
-                name=name if name is not None else _default_name(tasks),
-                run_id=run_id,
-                scorer=scorer,
-                threshold=threshold,
-                reask=reask,
-                structured=structured,
-            )
-        )
+        result = run_sync(lambda: execute(prepared, watchers))
     except KeyboardInterrupt:
         state = "interrupted"
-        names = [m.name for m in checked]
-        raise _interrupted(run_id, collector, store, names, len(task_list), repeats) from None
+        raise _interrupted(prepared, collector) from None
     else:
         return _keep(result)
     finally:

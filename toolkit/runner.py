@@ -24,9 +24,10 @@ from typing import Any, Protocol
 import httpx2
 
 from . import pricing, providers, scoring, validate
-from .errors import ErrorKind, ProviderError, redact
+from .errors import ConfigError, ErrorKind, ProviderError, redact
 from .events import Event, StreamError
 from .models import Model
+from .options import RunOptions
 from .pricing import AttemptUsage
 from .providers import _http
 from .record import CallRecord, Status
@@ -142,7 +143,7 @@ class Runner:
         structured: bool | None = None,
     ) -> None:
         if concurrency < 1:
-            raise ValueError("concurrency must be >= 1")
+            raise ConfigError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
         self.run_id = run_id
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
@@ -158,6 +159,33 @@ class Runner:
         self.threshold = threshold
         self.reask = reask
         self.structured = structured
+
+    @classmethod
+    def from_options(
+        cls,
+        run_id: str,
+        options: RunOptions,
+        *,
+        store: Store | None = None,
+        observers: Sequence[Observer] = (),
+        client: httpx2.AsyncClient | None = None,
+    ) -> Runner:
+        """A runner for one run's checked options (``RunOptions.of``)."""
+        return cls(
+            run_id=run_id,
+            concurrency=options.concurrency,
+            retry=RetryPolicy(retries=options.retries),
+            schema=options.schema,
+            system=options.system,
+            store=store,
+            observers=observers,
+            client=client,
+            seed=options.seed,
+            scorer=options.scorer,
+            threshold=options.threshold,
+            reask=options.reask,
+            structured=options.structured,
+        )
 
     async def run(self, cells: Sequence[Cell]) -> list[CallRecord]:
         """Run every cell; records come back in the cells' order."""

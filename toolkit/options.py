@@ -1,0 +1,108 @@
+"""``RunOptions``: how a run goes, checked once, carried as one object from the API to the runner.
+
+``tk.run`` and ``tk.compare`` take these as keyword arguments (the users' contract); they are
+validated here, once, before anything is sent, and travel as one value after that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .store import Store
+    from .validate import Schema
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run takes besides its tasks, models and observers.
+
+    Attributes:
+        repeats: how many times each task is asked of each model.
+        concurrency: most calls in flight at once.
+        schema: the compiled schema every answer must fit (replacing the tasks' own), or None.
+        system: a system prompt for every task that has none of its own.
+        store: where calls are logged (a path, a ``Store``, ``None`` for the default, ``False``).
+        retries: retries of a failed attempt.
+        seed: seeds the retry jitter.
+        name: the run's label in ``tk.runs()``.
+        scorer: the resolved scorer replacing the tasks' own, or None.
+        threshold: a call passes when its score is at least this.
+        reask: with a schema, how many times validation errors are sent back.
+        structured: ask every endpoint for schema-constrained output (None: per model).
+    """
+
+    repeats: int = 1
+    concurrency: int = 8
+    schema: Schema | None = None
+    system: str | None = None
+    store: str | Path | Store | bool | None = None
+    retries: int = 2
+    seed: int | None = None
+    name: str | None = None
+    scorer: Any = None
+    threshold: float = 1.0
+    reask: int = 0
+    structured: bool | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        repeats: int = 1,
+        concurrency: int = 8,
+        schema: Any = None,
+        system: str | None = None,
+        store: str | Path | Store | bool | None = None,
+        retries: int = 2,
+        seed: int | None = None,
+        name: str | None = None,
+        scorer: Any = None,
+        threshold: float = 1.0,
+        reask: int = 0,
+        structured: bool | None = None,
+    ) -> RunOptions:
+        """Check the user's arguments and compile what needs compiling (schema, scorer).
+
+        Raises:
+            ConfigError: an argument that cannot be used, naming the fix.
+        """
+        from . import scoring, validate
+
+        for label, value, low in (
+            ("repeats", repeats, 1),
+            ("concurrency", concurrency, 1),
+            ("retries", retries, 0),
+            ("reask", reask, 0),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"{label} must be an integer >= {low}, got {value!r}.")
+        if (
+            not isinstance(threshold, int | float)
+            or isinstance(threshold, bool)
+            or not 0 <= threshold <= 1
+        ):
+            raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}.")
+        if system is not None and not isinstance(system, str):
+            raise ConfigError(f"system must be a string, got {type(system).__name__}.")
+        return cls(
+            repeats=repeats,
+            concurrency=concurrency,
+            schema=validate.Schema.of(schema),
+            system=system,
+            store=store,
+            retries=retries,
+            seed=seed,
+            name=name,
+            scorer=scoring.resolve(scorer),
+            threshold=float(threshold),
+            reask=reask,
+            structured=structured,
+        )
+
+
+__all__ = ["RunOptions"]
