@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 
+import toolkit as tk
 from toolkit.analysis import bootstrap_cost_per_success, wilson
 from toolkit.frame import ToolkitAccessor  # noqa: F401  (registers df.tk)
 
@@ -134,6 +135,22 @@ def test_cascade_by_hand() -> None:
     on_error = frame().tk.cascade(["cheap", "strong"], escalate_on="error").iloc[0]
     assert on_error["cost_usd"] == pytest.approx(0.0195, abs=T)
     assert on_error["passed"] == 6
+
+
+def test_cheap_first_picks_the_pair_the_cascade_defaults_to() -> None:
+    from toolkit.analysis import cheap_first, cost_per_call, summary
+
+    table = summary(frame())
+    assert cost_per_call(table)["cheap"] < cost_per_call(table)["strong"]
+    assert cheap_first(table) == ["cheap", "strong"]
+    assert list(frame().tk.cascade()["policy"]) == list(
+        frame().tk.cascade(["cheap", "strong"])["policy"]
+    )
+    # nothing to route when the cheapest model is also the most successful
+    only = frame()[frame()["model"] == "cheap"]
+    assert cheap_first(summary(only)) is None
+    with pytest.raises(tk.UserError, match="name the models"):
+        only.tk.cascade()
 
 
 def test_cascade_names_unknown_models_and_needs_distinct_ones() -> None:

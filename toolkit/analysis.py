@@ -347,6 +347,45 @@ def cascade(
 # The frames keep their numeric columns (for analysis); only their HTML face is formatted.
 
 
+def cost_per_call(summary: pd.DataFrame) -> pd.Series:
+    """Mean spend per finished call of each model (failed calls and retries included), by
+    model: what the Pareto plot's x axis and the cheap-first pick use."""
+    calls = summary["calls"].where(summary["calls"] > 0)
+    return (summary["cost_usd"] / calls).set_axis(summary["model"])
+
+
+def frontier(points: Sequence[tuple[str, float, float]]) -> list[str]:
+    """Names on the cost-quality Pareto frontier: no other point is at most as costly and at
+    least as successful while better on one of the two. ``points`` are (name, cost, success)."""
+    best: list[str] = []
+    for name, cost, success in points:
+        dominated = any(
+            (c <= cost and s >= success) and (c < cost or s > success)
+            for other, c, s in points
+            if other != name
+        )
+        if not dominated:
+            best.append(name)
+    return best
+
+
+def cheap_first(summary: pd.DataFrame) -> list[str] | None:
+    """The routing what-if worth asking first: the cheapest model per call, escalating to the
+    most successful other one (cheaper on a tie). None with fewer than two priced models, or
+    when the cheapest is also the most successful (nothing to route)."""
+    per_call = cost_per_call(summary)
+    if len(per_call) < 2 or per_call.isna().any():
+        return None
+    table = pd.DataFrame(summary).assign(per_call=per_call.to_numpy())
+    ranked = table.sort_values(["per_call", "success_rate"], ascending=[True, False])
+    cheapest = ranked.iloc[0]
+    others = table[table["model"] != cheapest["model"]]
+    best = others.sort_values(["success_rate", "per_call"], ascending=[False, True]).iloc[0]
+    if float(best["success_rate"]) <= float(cheapest["success_rate"]):
+        return None
+    return [str(cheapest["model"]), str(best["model"])]
+
+
 def format_usd(value: float | None, digits: int = 2) -> str:
     """Dollars to ``digits`` significant digits below $1 (``$0.00029``), cents above
     (``$12.35``); ``$0`` for free, ``∞`` for no success, ``n/a`` for unknown."""

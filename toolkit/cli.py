@@ -14,12 +14,13 @@ from . import __version__
 from .errors import ToolkitError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 
 def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from .analysis import cheap_first
     from .console import LiveDisplay, cascade_table, failures_table, print_summary
     from .display import run
     from .frame import summarize
@@ -73,7 +74,7 @@ def _demo(args: argparse.Namespace) -> int:
     failed = failures_table(df)
     if failed is not None:
         console.print(failed)
-    policy = _cheap_first(summary)
+    policy = cheap_first(summary)
     if policy is not None:
         console.print(
             cascade_table(
@@ -102,17 +103,6 @@ def _demo(args: argparse.Namespace) -> int:
         highlight=False,
     )
     return 0
-
-
-def _cheap_first(summary: pd.DataFrame) -> list[str] | None:
-    """The demo's routing what-if: the cheapest model per call first, then the most successful."""
-    per_call = (summary["cost_usd"] / summary["calls"]).set_axis(summary["model"])
-    if len(per_call) < 2 or per_call.isna().any():
-        return None
-    cheapest = str(per_call.idxmin())
-    best = summary.sort_values(["success_rate", "cost_usd"], ascending=[False, True]).iloc[0]
-    strongest = str(best["model"])
-    return None if cheapest == strongest else [cheapest, strongest]
 
 
 def _sim(args: argparse.Namespace) -> int:

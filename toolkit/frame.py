@@ -86,17 +86,30 @@ class ToolkitAccessor:
 
         return flaky(self._df)
 
-    def cascade(self, models: list[str], *, escalate_on: str = "failed") -> pd.DataFrame:
+    def cascade(
+        self, models: list[str] | None = None, *, escalate_on: str = "failed"
+    ) -> pd.DataFrame:
         """What a cheap-first policy over ``models`` would have cost and achieved (no calls).
 
         Task x repeat pairs with a cancelled call (an interrupted run) are left out.
 
         Args:
             models: aliases, cheapest first, e.g. ``["gpt-5-mini", "claude-sonnet-4.5"]``.
+                Default: the cheapest model per call, then the most successful other one
+                (``tk.analysis.cheap_first``).
             escalate_on: ``"failed"`` (did not pass), ``"invalid"`` or ``"error"``.
         """
-        from .analysis import cascade
+        from .analysis import cascade, cheap_first, summary
+        from .errors import ConfigError
 
+        if models is None:
+            models = cheap_first(summary(self._df, n_boot=50))
+            if models is None:
+                raise ConfigError(
+                    "no cheap-first policy to try: no cheaper model is less successful than "
+                    "another here (or some spend is unpriced); name the models, e.g. "
+                    'df.tk.cascade(["cheap", "strong"]).'
+                )
         return cascade(self._df, models, escalate_on=escalate_on)  # type: ignore[arg-type]
 
 

@@ -14,26 +14,13 @@ import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .analysis import frontier
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from matplotlib.transforms import Bbox
-
-
-def frontier(points: list[tuple[str, float, float]]) -> list[str]:
-    """Names on the cost-quality Pareto frontier: no other point is at most as costly and at
-    least as successful while better on one of the two. ``points`` are (name, cost, success)."""
-    best: list[str] = []
-    for name, cost, success in points:
-        dominated = any(
-            (c <= cost and s >= success) and (c < cost or s > success)
-            for other, c, s in points
-            if other != name
-        )
-        if not dominated:
-            best.append(name)
-    return best
 
 
 @dataclass
@@ -90,7 +77,7 @@ def pareto(df: pd.DataFrame, *, ax: Axes | None = None, seed: int = 0) -> Figure
         if not row["calls"]:
             cancelled.append(name)
             continue
-        cost = row["cost_usd"] / row["calls"]
+        cost = row["cost_usd"] / row["calls"]  # analysis.cost_per_call, row by row
         if math.isnan(cost):
             unpriced.append(name)
             continue
