@@ -39,6 +39,7 @@ def test_exported_members_are_sorted_and_complete() -> None:
         "record",
         "runner",
         "store",
+        "tally",
         "tasks",
         "validate",
         "frame",

@@ -15,20 +15,23 @@ from rich.text import Text
 from .events import Event
 from .record import CallRecord
 from .runner import Cell
+from .tally import Tally
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def _failed(record: CallRecord) -> bool:
-    """A failure of the model: an error that is not the user's own interrupt."""
-    return record.status == "error" and record.error_kind != "cancelled"
-
-
 class ProgressObserver:
     """Shows calls done / planned, spend so far and failures while a run goes."""
 
-    def __init__(self, total: int, console: Console | None = None, transient: bool = False) -> None:
+    def __init__(
+        self,
+        total: int,
+        console: Console | None = None,
+        transient: bool = False,
+        tally: Tally | None = None,
+        models: list[str] | None = None,
+    ) -> None:
         self.console = console or Console()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -45,8 +48,9 @@ class ProgressObserver:
         self.task = self.progress.add_task(
             "calls", total=total, spend=0.0, passed=0, errors=0, retries=0
         )
-        self.spend = 0.0
-        self.passed = self.errors = self.retries = 0
+        # The run's shared tally (the runner tells it first); without one, a tally of our own.
+        self._own_tally = tally is None
+        self.tally = tally if tally is not None else Tally(models or [], total)
 
     def __enter__(self) -> ProgressObserver:
         self.progress.start()
@@ -56,20 +60,20 @@ class ProgressObserver:
         self.progress.stop()
 
     def on_event(self, cell: Cell, event: Event) -> None:
-        pass
+        if self._own_tally:
+            self.tally.on_event(cell, event)
 
     def on_record(self, cell: Cell, record: CallRecord) -> None:
-        self.spend += record.cost_usd or 0.0
-        self.passed += record.passed
-        self.errors += _failed(record)
-        self.retries += max(0, record.attempts - 1)
+        if self._own_tally:
+            self.tally.on_record(cell, record)
+        t = self.tally
         self.progress.update(
             self.task,
-            advance=1,
-            spend=self.spend,
-            passed=self.passed,
-            errors=self.errors,
-            retries=self.retries,
+            completed=t.done,
+            spend=t.spend,
+            passed=t.passed,
+            errors=t.errors,
+            retries=t.retries,
         )
 
 
@@ -349,19 +353,24 @@ class LiveDisplay:
     """
 
     def __init__(
-        self, models: list[str], total: int, console: Console | None = None, tail_chars: int = 360
+        self,
+        models: list[str],
+        total: int,
+        console: Console | None = None,
+        tail_chars: int = 360,
+        tally: Tally | None = None,
     ) -> None:
         self.console = console or Console()
         self.models = models
         self.total = total
         self.tail_chars = tail_chars
+        self._own_tally = tally is None
+        self.tally = tally if tally is not None else Tally(models, total)
         self.text: dict[str, list[str]] = {m: [] for m in models}
         # With several calls of one model in flight, its panel follows the latest one.
         self.current: dict[str, str] = dict.fromkeys(models, "")
         self.task: dict[str, str] = dict.fromkeys(models, "")
         self.footer: dict[str, str] = dict.fromkeys(models, "waiting")
-        self.done = self.passed = self.errors = self.retries = 0
-        self.spend = 0.0
         self._live: Any = None
 
     def __enter__(self) -> LiveDisplay:
@@ -375,6 +384,8 @@ class LiveDisplay:
         self._live.__exit__(*exc)
 
     def on_event(self, cell: Cell, event: Event) -> None:
+        if self._own_tally:
+            self.tally.on_event(cell, event)
         name = cell.model.name
         if event.kind == "started":
             self.current[name] = cell.call_id
@@ -385,11 +396,8 @@ class LiveDisplay:
             self.text[name].append(event.text)
 
     def on_record(self, cell: Cell, record: CallRecord) -> None:
-        self.done += 1
-        self.passed += record.passed
-        self.errors += _failed(record)
-        self.retries += max(0, record.attempts - 1)
-        self.spend += record.cost_usd or 0.0
+        if self._own_tally:
+            self.tally.on_record(cell, record)
         verdict = "passed" if record.passed else (record.error_kind or "failed")
         speed = f"{record.tokens_per_s:.0f} tok/s" if record.tokens_per_s else "-"
         ttft = f"TTFT {record.ttft_s:.2f}s" if record.ttft_s is not None else "TTFT -"
@@ -414,8 +422,10 @@ class LiveDisplay:
                     height=9,
                 )
             )
+        t = self.tally
+        cancelled = f"  cancelled {t.cancelled}" if t.cancelled else ""
         status = Text(
-            f"calls {self.done}/{self.total}  passed {self.passed}  errors "
-            f"{self.errors}  retries {self.retries}  spend ${self.spend:.4f}"
+            f"calls {t.done}/{self.total}  passed {t.passed}  errors {t.errors}{cancelled}  "
+            f"retries {t.retries}  spend ${t.spend:.4f}"
         )
         return Group(Columns(panels), status)

@@ -21,6 +21,7 @@ from .options import RunOptions
 from .record import CallRecord
 from .runner import Cell, Observer
 from .store import DEFAULT_STORE, Store
+from .tally import Tally
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,14 +160,15 @@ def compare(
         structured=structured,
     )
     prepared = prepare_compare(prompt, models, options)  # mistakes raise here, before any UI
+    tally = Tally(prepared.names, len(prepared.cells))  # the one live count every face reads
     view = None
     if _widgets(live):
         from .widgets import PanelsView
 
-        view = PanelsView(prepared.models)
+        view = PanelsView(prepared.models, tally=tally)
         view.show()  # close() swaps the live output for its static HTML
     collector = _Collector()
-    watchers = [*observers, collector, *([view] if view is not None else [])]
+    watchers = [*observers, collector, tally, *([view] if view is not None else [])]
     try:
         result = run_sync(lambda: execute(prepared, watchers))
     except KeyboardInterrupt:
@@ -248,22 +250,24 @@ def run(
     )
     prepared = prepare(tasks, models, options)  # mistakes raise here, before any UI
     total = len(prepared.cells)
+    tally = Tally(prepared.names, total)  # the one live count every face reads
     view: Any = None
     progress: Any = None
     if _widgets(live):
         from .widgets import DashboardView
 
-        view = DashboardView(prepared.names, total)
+        view = DashboardView(prepared.names, total, tally=tally)
         view.show()  # close() swaps the live output for its static HTML
     elif live is not False and not in_notebook_kernel() and sys.stderr.isatty():
         from rich.console import Console
 
         from .console import ProgressObserver
 
-        progress = ProgressObserver(total, Console(stderr=True), transient=True)
+        progress = ProgressObserver(total, Console(stderr=True), transient=True, tally=tally)
         progress.__enter__()
     collector = _Collector()
-    watchers = [*observers, collector, *(w for w in (view, progress) if w is not None)]
+    faces = [w for w in (view, progress) if w is not None]
+    watchers = [*observers, collector, tally, *faces]
     state = "finished"
     try:
         result = run_sync(lambda: execute(prepared, watchers))

@@ -336,7 +336,7 @@ def test_interrupted_dashboard_has_no_eta_and_counts_cancelled_apart() -> None:
 def test_dashboard_static_rendering_is_escaped(shown: list[Any]) -> None:
     view = DashboardView(["<b>m</b>"], total=1)
     view.show()
-    view.failures.append(
+    view.tally.failures.append(
         {"model": "<b>m</b>", "task_id": "<i>t</i>", "error_kind": "auth", "message": "<x>"}
     )
     view.close("finished")

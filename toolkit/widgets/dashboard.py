@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import html
 import math
-import statistics
-import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +17,8 @@ import traitlets
 from ..events import Event
 from ..record import CallRecord
 from ..runner import Cell
+from ..tally import LIVE_STATES, Tally
 from .panels import Coalescer
-
-LIVE_STATES = ("starting", "running")
 
 HERE = Path(__file__).parent
 
@@ -153,18 +149,19 @@ class DashboardView:
     """An observer that keeps a ``RunDashboard`` up to date, at most 4 times a second."""
 
     def __init__(
-        self, models: list[str], total: int, budget_usd: float | None = None, interval: float = 0.25
+        self,
+        models: list[str],
+        total: int,
+        budget_usd: float | None = None,
+        interval: float = 0.25,
+        tally: Tally | None = None,
     ) -> None:
         self.models = models
         self.total = total
         self.budget_usd = budget_usd
-        self.started = time.monotonic()
-        self.records: dict[str, list[CallRecord]] = {m: [] for m in models}
-        self.in_flight: set[str] = set()
-        self.failures: deque[dict[str, Any]] = deque(maxlen=5)
-        self.spend = 0.0
-        self.done = 0
-        self.cancelled = 0
+        # The run's shared tally (the runner tells it first); without one, a tally of our own.
+        self._own_tally = tally is None
+        self.tally = tally if tally is not None else Tally(models, total)
         self.widget = RunDashboard(state=self._state("starting"))
         self._coalescer = Coalescer(self._flush, interval)
         self.updates = 0
@@ -178,72 +175,18 @@ class DashboardView:
         self._handle = display(self.widget, display_id=True)  # type: ignore[no-untyped-call]
 
     def on_event(self, cell: Cell, event: Event) -> None:
-        if event.kind == "started" and cell.call_id not in self.in_flight:
-            self.in_flight.add(cell.call_id)
+        if self._own_tally:
+            self.tally.on_event(cell, event)
+        if event.kind == "started":
             self._coalescer.poke()
 
     def on_record(self, cell: Cell, record: CallRecord) -> None:
-        self.in_flight.discard(cell.call_id)
-        self.records.setdefault(record.model, []).append(record)
-        self.done += 1
-        self.spend += record.cost_usd or 0.0
-        if record.error_kind == "cancelled":  # the user stopped it: no failure of the model
-            self.cancelled += 1
-        elif record.status == "error":
-            self.failures.appendleft(
-                {
-                    "model": record.model,
-                    "task_id": record.task_id,
-                    "error_kind": record.error_kind,
-                    "message": (record.error_message or "")[:140],
-                }
-            )
+        if self._own_tally:
+            self.tally.on_record(cell, record)
         self._coalescer.poke()
 
-    def _leaderboard(self) -> list[dict[str, Any]]:
-        rows = []
-        for model, every in self.records.items():
-            # a call the user cancelled says nothing about the model: not in its rates
-            records = [r for r in every if r.error_kind != "cancelled"]
-            calls = len(records)
-            passed = sum(r.passed for r in records)
-            spend = sum(r.cost_usd or 0.0 for r in records)
-            latencies = [r.latency_s for r in records if r.status == "ok" and r.latency_s]
-            rows.append(
-                {
-                    "model": model,
-                    "calls": calls,
-                    "passed": passed,
-                    "success_rate": passed / calls if calls else 0.0,
-                    "cost_per_success": spend / passed if passed else ("inf" if calls else None),
-                    "p50_latency_s": statistics.median(latencies) if latencies else None,
-                    "errors": sum(r.status == "error" for r in records),
-                }
-            )
-        return rows
-
     def _state(self, state: str = "") -> dict[str, Any]:
-        eta: float | None = None
-        if state in LIVE_STATES:  # a run that ended (finished, interrupted) has no ETA
-            elapsed = time.monotonic() - self.started
-            remaining = self.total - self.done
-            eta = (
-                elapsed / self.done * remaining
-                if self.done and remaining
-                else (0 if not remaining else None)
-            )
-        return {
-            "done": self.done,
-            "total": self.total,
-            "in_flight": len(self.in_flight) if state in LIVE_STATES else 0,
-            "cancelled": self.cancelled,
-            "eta_s": None if eta is None or math.isnan(eta) else eta,
-            "spend_usd": self.spend,
-            "budget_usd": self.budget_usd,
-            "leaderboard": self._leaderboard(),
-            "failures": list(self.failures),
-            "state": state,
-        }
+        return self.tally.state(state, self.budget_usd)
 
     def _flush(self) -> None:
         self.widget.state = self._state("running")

@@ -22,9 +22,9 @@ import traitlets
 
 from ..events import Event
 from ..models import Model
-from ..pricing import AttemptUsage, price_attempt
 from ..record import CallRecord
-from ..runner import Cell, estimate_tokens
+from ..runner import Cell
+from ..tally import Tally
 
 HERE = Path(__file__).parent
 
@@ -359,8 +359,14 @@ class PanelsView:
         interval: seconds between flushes (0.05 = at most 20 messages a second).
     """
 
-    def __init__(self, models: list[Model], interval: float = 0.05) -> None:
+    def __init__(
+        self, models: list[Model], interval: float = 0.05, tally: Tally | None = None
+    ) -> None:
         self.models = models
+        # Live cost comes from the run's tally (the runner tells it first); without one, a
+        # tally of our own that this view feeds.
+        self._own_tally = tally is None
+        self.tally = tally if tally is not None else Tally([m.name for m in models], len(models))
         self.index = {m.name: i for i, m in enumerate(models)}
         self.widget = ComparePanels(
             panels=[{"name": m.name, "provider": m.provider} for m in models],
@@ -397,6 +403,8 @@ class PanelsView:
 
     # observer protocol -------------------------------------------------------------------
     def on_event(self, cell: Cell, event: Event) -> None:
+        if self._own_tally:
+            self.tally.on_event(cell, event)
         i = self.index.get(cell.model.name)
         if i is None:
             return
@@ -442,6 +450,8 @@ class PanelsView:
         self._coalescer.poke()
 
     def on_record(self, cell: Cell, record: CallRecord) -> None:
+        if self._own_tally:
+            self.tally.on_record(cell, record)
         i = self.index.get(cell.model.name)
         if i is None:
             return
@@ -479,18 +489,12 @@ class PanelsView:
         live = self._live[i]
         elapsed = live["last"] - live["first"]
         deltas = live["deltas"]
-        model = cell.model
-        cost = None
-        if model.hourly_usd is None:
-            prompt = "".join(str(m.get("content", "")) for m in cell.task.to_messages())
-            usage = AttemptUsage(input_tokens=estimate_tokens(prompt), output_tokens=deltas)
-            cost = price_attempt(model, usage)
         self._footer[i] = {
             **self._footer[i],
             "ttft_s": live["first"] - live.get("call_start", live["start"]),
             "tokens_per_s": deltas / elapsed if elapsed > 0 else None,
             "output_tokens": deltas,
-            "cost_usd": cost,
+            "cost_usd": self.tally.live_cost(cell),
         }
 
     def _flush(self, force: bool = False) -> None:
