@@ -104,10 +104,10 @@ def test_summary_renders_formatted_and_keeps_its_numbers() -> None:
     for column in ("success_ci_high", "cost_per_success_ci_high", "p95_latency_s", "retries"):
         assert re.search(rf'<th title="[^"]*\b{column}\b', html), column
     assert "cancelled" not in html  # nothing was cancelled: no column for it
-    # the plain-text face stays pandas' own (its column names)
-    assert repr(summary) == repr(pd.DataFrame(summary))
-    with pd.option_context("display.width", 1000, "display.max_columns", None):
-        assert "cost_per_success_ci_high" in repr(summary)
+    # the plain-text face (print in a script) is the same formatted view; the numeric
+    # columns stay what the frame holds
+    assert "62% (31-86%)" in repr(summary) and "0.625" not in repr(summary)
+    assert "cost_per_success_ci_high" in summary.columns
 
 
 def test_derived_summaries_stay_formatted_while_they_can() -> None:
@@ -153,3 +153,29 @@ def test_cascade_renders_formatted() -> None:
     assert "cheap -&gt; strong" in html and "38%" in html and "7 / 8" in html
     assert 'title="escalation_rate"' in html
     assert table.loc[0, "escalation_rate"] == pytest.approx(3 / 8)
+
+
+def test_print_shows_the_formatted_view_not_elided_columns() -> None:
+    text = repr(frame().tk.summary())
+    assert "..." not in text and "cost per success" in text
+    assert re.search(r"\d+% \(\d+-\d+%\)", text)  # success with its interval
+    assert "95% intervals" in text  # the caption says what the intervals are
+
+
+def test_a_free_model_has_no_infinite_interval() -> None:
+    import numpy as np
+
+    from toolkit.analysis import bootstrap_cost_per_success
+
+    low, high = bootstrap_cost_per_success(
+        np.zeros(24), np.array([1] + [0] * 23, dtype=float), seed=0
+    )
+    assert (low, high) == (0.0, 0.0)
+
+
+def test_a_frame_missing_columns_names_them() -> None:
+    import toolkit as tk
+
+    partial = frame().drop(columns=["task_id", "attempts"])
+    with pytest.raises(tk.UserError, match=r"needs the per-call columns \['task_id', 'attempts'\]"):
+        partial.tk.summary()

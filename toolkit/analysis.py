@@ -95,7 +95,10 @@ def bootstrap_cost_per_success(
     cost = task_cost[picks].sum(axis=1)
     passed = task_passed[picks].sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = np.where(passed > 0, cost / np.where(passed > 0, passed, 1), np.inf)
+        # a resample with no pass costs infinitely much per success, unless it cost nothing
+        # (a free model): then nothing was spent, and its interval is not "$0-inf"
+        none = np.where(cost > 0, np.inf, 0.0)
+        ratios = np.where(passed > 0, cost / np.where(passed > 0, passed, 1), none)
     alpha = (1 - level) / 2
     low, high = np.quantile(ratios, [alpha, 1 - alpha], method="inverted_cdf")
     return float(low), float(high)
@@ -128,12 +131,38 @@ def _spend(costs: pd.Series) -> float:
     return float(costs.sum()) if bool(costs.notna().all()) else float("nan")
 
 
+SUMMARY_NEEDS = (
+    "model",
+    "task_id",
+    "status",
+    "passed",
+    "cost_usd",
+    "attempts",
+    "latency_s",
+    "ttft_s",
+    "tokens_per_s",
+)
+
+
+def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """A frame missing columns a computation needs is the user's to fix: say which."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"{what} needs the per-call columns {missing}, which this frame lacks; use a "
+            "frame from run.df or tk.load(run_id) (or one read back from their Parquet/CSV)."
+        )
+
+
 def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFrame:
     """One row per model (in order of first appearance) with ``SUMMARY_COLUMNS``.
 
     Cancelled calls are counted apart (``cancelled``, ``cancelled_cost_usd``) and nowhere else;
     a model whose every call was cancelled keeps its row, with NaN rates.
     """
+    _require(df, SUMMARY_NEEDS, "df.tk.summary()")
     rows = []
     # positional, not by label: a frame made by pd.concat may repeat index labels
     flagged = df.assign(_cancelled=cancelled(df).to_numpy())
@@ -553,6 +582,25 @@ class _FormattedFrame(pd.DataFrame):  # type: ignore[misc]
 
     def _tk_caption(self) -> str:
         return self._tk_caption_text
+
+    def __repr__(self) -> str:
+        # print(summary) in a script or a terminal: the same formatted view, wrapped to the
+        # terminal's width, instead of pandas' columns elided behind "..."
+        if not len(self) or not self._tk_needs() <= set(self.columns):
+            return pd.DataFrame(self).__repr__()
+        try:
+            view = self.formatted()
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return pd.DataFrame(self).__repr__()
+        import shutil
+        import textwrap
+
+        width = max(60, shutil.get_terminal_size((120, 24)).columns)
+        text = view.to_string(index=False, line_width=width)
+        caption = self._tk_caption().replace(" Hover a header for its numeric columns.", "")
+        if caption:
+            text += "\n" + textwrap.fill(caption, width)
+        return text
 
     def _repr_html_(self) -> str | None:
         # Changed in place (a column dropped, values replaced by text): show it as pandas

@@ -74,11 +74,15 @@ class RunInterrupted(KeyboardInterrupt):
         self.run = run
         cancelled = sum(r.error_kind == "cancelled" for r in run.records)
         finished = len(run.records) - cancelled
-        where = f" and in {run.store_path}" if run.store_path else ""
+        where = (
+            f"; they are logged: tk.load({run.run_id!r}, {run.store_path!r})"
+            if run.store_path
+            else ""
+        )
         super().__init__(
             f"interrupted: {finished} of {run.planned} calls finished, {cancelled} in flight "
-            f"cancelled, {run.planned - len(run.records)} not started; "
-            f"run = tk.last_run() has them{where} (run_id {run.run_id!r})"
+            f"cancelled, {run.planned - len(run.records)} not started. tk.last_run() returns "
+            f"them{where}"
         )
 
 

@@ -59,7 +59,10 @@ RECORDINGS = Path(
     os.environ.get("STREAMBENCH_RECORDINGS") or HERE.parents[3] / "shared" / "recorded-streams"
 )
 if not RECORDINGS.is_dir():
-    pytest.skip(f"no recorded streams at {RECORDINGS}", allow_module_level=True)
+    pytest.skip(
+        f"no recorded streams at {RECORDINGS} (set STREAMBENCH_RECORDINGS to their folder)",
+        allow_module_level=True,
+    )
 
 
 def _sidecars() -> dict[str, dict[str, Any]]:
