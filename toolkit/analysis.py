@@ -587,16 +587,16 @@ class _FormattedFrame(pd.DataFrame):  # type: ignore[misc]
         # print(summary) in a script or a terminal: the same formatted view, wrapped to the
         # terminal's width, instead of pandas' columns elided behind "..."
         if not len(self) or not self._tk_needs() <= set(self.columns):
-            return pd.DataFrame(self).__repr__()
+            return repr(pd.DataFrame(self))
         try:
             view = self.formatted()
         except (TypeError, ValueError, KeyError, AttributeError):
-            return pd.DataFrame(self).__repr__()
+            return repr(pd.DataFrame(self))
         import shutil
         import textwrap
 
         width = max(60, shutil.get_terminal_size((120, 24)).columns)
-        text = view.to_string(index=False, line_width=width)
+        text = str(view.to_string(index=False, line_width=width))
         caption = self._tk_caption().replace(" Hover a header for its numeric columns.", "")
         if caption:
             text += "\n" + textwrap.fill(caption, width)
