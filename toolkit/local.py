@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, ProviderError
+from .models import Model
 
 XLLAMACPP = "xllamacpp==2026.10.11549"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -319,7 +320,7 @@ def model(
     hourly_usd: float | None = None,
     alias: str | None = None,
     **options: Any,
-) -> Any:
+) -> Model:
     """A ``tk.Model`` served by a local llama.cpp server (started or reused)."""
     running = server(name, threads=threads, ctx=ctx, parallel=parallel)
     return _model_for(running, alias or name, hourly_usd, options)
@@ -327,9 +328,7 @@ def model(
 
 def _model_for(
     running: LocalServer, alias: str, hourly_usd: float | None, options: dict[str, Any]
-) -> Any:
-    from .models import Model
-
+) -> Model:
     settings: dict[str, Any] = {
         "price_in": 0.0,
         "price_out": 0.0,
@@ -357,7 +356,7 @@ def serve(
     parallel: int = 1,
     hourly_usd: float | None = None,
     **options: Any,
-) -> Iterator[Any]:
+) -> Iterator[Model]:
     """A server of its own for the block, stopped at its end; yields the ``tk.Model``."""
     running = LocalServer(name, threads=threads, ctx=ctx, parallel=parallel)
     try:

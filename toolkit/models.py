@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, MissingKeyError
@@ -50,6 +50,29 @@ def is_loopback(host: str) -> bool:
 
 def _host_is(host: str, suffix: str) -> bool:
     return host == suffix or host.endswith("." + suffix)
+
+
+@runtime_checkable
+class Server(Protocol):
+    """A model server this process runs (``tk.local``'s llama.cpp servers): the runner brings
+    it back before a call if it died, and says so with its last log lines if a call fails."""
+
+    @property
+    def base_url(self) -> str:
+        """Where its OpenAI-compatible API listens."""
+        ...
+
+    def ensure_running(self) -> None:
+        """Start it again if it is not running (raises ``ProviderError`` if it cannot)."""
+        ...
+
+    def alive(self) -> bool:
+        """Whether its process is running."""
+        ...
+
+    def last_log(self, lines: int = 12) -> str:
+        """Its last log lines, for error messages."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -111,7 +134,7 @@ class Model:
     price_cached: float | None = None
     hourly_usd: float | None = None
     structured: bool = False
-    server: Any = field(default=None, compare=False, hash=False, repr=False)
+    server: Server | None = field(default=None, compare=False, hash=False, repr=False)
     finish_optional: bool | None = None
     provider_label: str | None = None
     wire_format: str = "openai-chat"
