@@ -297,18 +297,25 @@ def cascade(
     A task x repeat pair where any of ``models`` has a cancelled call is left out (for the
     policy and every model alone): the interrupt, not the model, decided how it ended.
     """
+    from .errors import ConfigError
+
     if len(models) < 2:
-        raise ValueError("cascade needs at least two models, cheapest first")
+        raise ConfigError(
+            "cascade needs at least two models, cheapest first, e.g. "
+            'df.tk.cascade(["gpt-5-mini", "claude-sonnet-4.5"]).'
+        )
     if len(set(models)) != len(models):
-        raise ValueError(f"cascade models must differ, got {list(models)}")
+        raise ConfigError(f"cascade models must differ, got {list(models)}.")
     known = set(df["model"])
     missing = [m for m in models if m not in known]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"no logged calls for {missing}; models in this DataFrame: {sorted(known)}"
         )
     if escalate_on not in ("failed", "invalid", "error"):
-        raise ValueError("escalate_on must be 'failed', 'invalid' or 'error'")
+        raise ConfigError(
+            f"escalate_on must be 'failed', 'invalid' or 'error', got {escalate_on!r}."
+        )
     chain = df[df["model"].isin(models).to_numpy()]
     touched = chain[cancelled(chain).to_numpy()]
     if len(touched):

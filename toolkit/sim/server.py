@@ -11,6 +11,7 @@ from typing import Any
 
 import uvicorn
 
+from ..errors import ConfigError
 from .app import create_app
 from .profiles import Profile
 
@@ -106,7 +107,10 @@ def start(
     thread.start()
     while not server.ready.wait(0.05):
         if not thread.is_alive():
-            raise RuntimeError(f"the simulator could not start on 127.0.0.1:{port}")
+            raise ConfigError(
+                f"the simulator could not start on 127.0.0.1:{port} (is the port in use?); "
+                "pass port=0 (or --port 0) to take a free one."
+            )
     return SimServer(server, thread)
 
 
