@@ -117,32 +117,11 @@ def _sim(args: argparse.Namespace) -> int:
 
 def _runs(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
 
-    from .analysis import format_usd
     from .api import runs
+    from .console import runs_table
 
-    df = runs(args.store)
-    table = Table(title=f"Runs in {args.store}", title_justify="left")
-    for col in ("run_id", "created_at", "name", "models"):
-        table.add_column(col, no_wrap=col != "models")
-    # planned vs done: an interrupted run reads e.g. planned 72, done 40, cancelled 8
-    for col in ("planned", "done", "cancelled", "passed", "spend"):
-        table.add_column(col, no_wrap=True, justify="right")
-    for _, row in df.iterrows():
-        table.add_row(
-            row["run_id"],
-            str(row["created_at"])[:19],
-            Text(str(row["name"] or "")),
-            Text(", ".join(row["models"])),
-            str(row["planned_calls"]),
-            str(row["done"]),
-            str(row["cancelled"]),
-            str(row["passed"]),
-            # all the run was billed, cancelled calls included
-            format_usd(row["cost_usd"]) if row["cost_usd"] == row["cost_usd"] else "n/a",
-        )
+    table = runs_table(runs(args.store), title=f"Runs in {args.store}")
     Console(width=None if sys.stdout.isatty() else 160).print(table)
     return 0
 
@@ -150,7 +129,7 @@ def _runs(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .api import load
+    from .api import load, runs
     from .console import failures_table, print_summary
     from .frame import summarize
 
@@ -158,6 +137,12 @@ def _show(args: argparse.Namespace) -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)
     # fits a terminal; in a pipe every column is printed (print_summary widens for it)
     print_summary(console, summarize(df), title=f"Run {args.run_id}")
+    logged = runs(args.store)
+    planned = int(logged.loc[logged["run_id"] == args.run_id, "planned_calls"].iloc[0])
+    if len(df) < planned:  # an interrupted (or still running) run: say it is partial
+        console.print(
+            f"Partial run: {len(df)} of {planned} planned calls logged; the rest never ran."
+        )
     failed = failures_table(df)
     if failed is not None:
         console.print(failed)
@@ -173,28 +158,18 @@ def _local_install(args: argparse.Namespace) -> int:
 
 def _local_list(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
+    from .console import local_models_table
     from .local import cache_dir, models, server_installed
 
-    table = Table(title="Local models (llama.cpp)", title_justify="left")
-    for col in ("name", "installed", "size", "path", "description"):
-        table.add_column(col, no_wrap=col != "description")
-    for entry in models():
-        table.add_row(
-            entry["name"],
-            "yes" if entry["installed"] else "no",
-            f"{entry['size_mb']} MB",
-            entry["path"] or "-",
-            entry["description"],
-        )
+    entries = models()
     console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(table)
+    console.print(local_models_table(entries))
     console.print(
         f"llama.cpp server (xllamacpp): {'installed' if server_installed() else 'missing'}"
         f"; cache: {cache_dir()}"
     )
-    if not all(e["installed"] for e in models()):
+    if not all(e["installed"] for e in entries):
         console.print("Install with: streambench local install")
     return 0
 

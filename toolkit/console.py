@@ -429,3 +429,45 @@ class LiveDisplay:
             f"retries {t.retries}  spend ${t.spend:.4f}"
         )
         return Group(Columns(panels), status)
+
+
+def runs_table(runs: pd.DataFrame, title: str = "Runs") -> Table:
+    """A rich table of ``tk.runs()``: planned vs done (an interrupted run reads e.g. planned
+    72, done 40, cancelled 8), passed, and all the run was billed (cancelled calls included)."""
+    from .analysis import format_usd
+
+    table = Table(title=title, title_justify="left")
+    for col in ("run_id", "created_at", "name", "models"):
+        table.add_column(col, no_wrap=col != "models")
+    for col in ("planned", "done", "cancelled", "passed", "spend"):
+        table.add_column(col, no_wrap=True, justify="right")
+    for row in runs.to_dict("records"):
+        cost = row["cost_usd"]
+        table.add_row(
+            str(row["run_id"]),
+            str(row["created_at"])[:19],
+            Text(str(row["name"] or "")),  # user text: never rich markup
+            Text(", ".join(row["models"])),
+            str(row["planned_calls"]),
+            str(row["done"]),
+            str(row["cancelled"]),
+            str(row["passed"]),
+            format_usd(cost) if not _missing(cost) else "n/a",
+        )
+    return table
+
+
+def local_models_table(entries: list[dict[str, Any]]) -> Table:
+    """A rich table of ``tk.local.models()``: installed or not, size, where."""
+    table = Table(title="Local models (llama.cpp)", title_justify="left")
+    for col in ("name", "installed", "size", "path", "description"):
+        table.add_column(col, no_wrap=col != "description")
+    for entry in entries:
+        table.add_row(
+            entry["name"],
+            "yes" if entry["installed"] else "no",
+            f"{entry['size_mb']} MB",
+            entry["path"] or "-",
+            entry["description"],
+        )
+    return table
