@@ -288,7 +288,7 @@ def test_records_of_version_1_still_load() -> None:
 
     from toolkit.record import COLUMNS, RECORD_VERSION
 
-    assert COLUMNS[-1] == "refusal" and RECORD_VERSION == 2
+    assert COLUMNS[-1] == "cache_write_tokens" and RECORD_VERSION == 3
     now = datetime.now(UTC)
     old = CallRecord(
         run_id="r",

@@ -44,13 +44,21 @@ class RefusalDelta:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts as the provider reported them, and its own cost when it reports one."""
+    """Token counts as the provider reported them, and its own cost when it reports one.
+
+    ``input_tokens`` is the whole prompt (cache reads and writes included, as OpenAI counts
+    it); ``cached_tokens`` and ``cache_write_tokens`` are parts of it; ``output_tokens``
+    includes ``reasoning_tokens``.
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
     cost_usd: float | None = None
+    # Prompt tokens written to the provider's cache (Anthropic's cache_creation_input_tokens):
+    # part of input_tokens, like cached_tokens (the reads).
+    cache_write_tokens: int | None = None
     call_id: str = ""
     t: float = 0.0
     kind: Literal["usage"] = "usage"

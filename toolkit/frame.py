@@ -18,6 +18,7 @@ _DTYPES: dict[str, str] = {
     "output_tokens": "Int64",
     "cached_tokens": "Int64",
     "reasoning_tokens": "Int64",
+    "cache_write_tokens": "Int64",
     "ttft_s": "float64",
     "latency_s": "float64",
     "tokens_per_s": "float64",

@@ -3,8 +3,10 @@
 Rules (see DESIGN.md): a model priced by the hour (``hourly_usd``, self-hosted) costs the
 machine time its attempts used (``compute``); otherwise a cost the provider reports
 (``usage.cost``) wins; ``price_in`` / ``price_out`` on the model override the price data;
-otherwise genai-prices looks the model up, with cached input tokens priced as cached. A model
-nobody can price is ``unpriced`` (cost None), with one warning per model.
+otherwise genai-prices looks the model up, with cached input tokens priced as cache reads and
+cache-write tokens as cache writes. Explicit prices charge cache reads at ``price_cached``
+(default ``price_in``) and cache writes at ``price_in``. A model nobody can price is
+``unpriced`` (cost None), with one warning per model.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ CostSource = Literal["reported", "priced", "estimated", "unpriced", "compute"]
 
 @dataclass(frozen=True, slots=True)
 class AttemptUsage:
-    """The tokens one attempt consumed and whether the provider reported them."""
+    """The tokens one attempt consumed and whether the provider reported them.
+
+    ``cached_tokens`` (cache reads) and ``cache_write_tokens`` are parts of ``input_tokens``.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -31,6 +36,7 @@ class AttemptUsage:
     reported: bool = False
     reported_cost: float | None = None
     seconds: float = 0.0
+    cache_write_tokens: int = 0
 
 
 class UnpricedModelWarning(UserWarning):
@@ -79,6 +85,7 @@ def price_attempt(model: Model, usage: AttemptUsage) -> float | None:
         return 0.0
     if model.price_in is not None and model.price_out is not None:
         cached_price = model.price_cached if model.price_cached is not None else model.price_in
+        # Cache writes stay in input_tokens - cached: charged at price_in (no write price).
         cached = min(usage.cached_tokens, usage.input_tokens)
         return (
             (usage.input_tokens - cached) * model.price_in
@@ -90,13 +97,16 @@ def price_attempt(model: Model, usage: AttemptUsage) -> float | None:
         return None
     from genai_prices import Usage, calc_price
 
-    # genai-prices counts cached tokens inside input_tokens and reasoning inside output_tokens,
-    # as OpenAI-compatible usage does.
+    # genai-prices counts cache reads and writes inside input_tokens and reasoning inside
+    # output_tokens, as the record does; it refuses parts larger than the whole, so clamp.
+    read = min(usage.cached_tokens, usage.input_tokens)
+    write = min(usage.cache_write_tokens, usage.input_tokens - read)
     priced = calc_price(
         Usage(
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
-            cache_read_tokens=min(usage.cached_tokens, usage.input_tokens),
+            cache_read_tokens=read,
+            cache_write_tokens=write,
         ),
         model.wire_model,
         **kwargs,

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ErrorKind
 
-RECORD_VERSION = 2
-"""2: adds ``refusal``. Records stored at version 1 load with ``refusal=""``."""
+RECORD_VERSION = 3
+"""2: adds ``refusal``; 3: adds ``cache_write_tokens``. Older records load with the defaults
+(``refusal=""``, ``cache_write_tokens=None``: not reported)."""
 
 Status = Literal["ok", "error", "skipped_budget"]
 
@@ -66,6 +67,11 @@ class CallRecord(BaseModel):
         default="",
         description="the refusal the provider streamed apart from the answer (delta.refusal); "
         "a call with one is not passed",
+    )
+    cache_write_tokens: int | None = Field(
+        default=None,
+        description="prompt tokens written to the provider's cache (Anthropic's cache "
+        "creation), part of input_tokens like cached_tokens; summed over billed attempts",
     )
 
 

@@ -380,6 +380,7 @@ class Runner:
                 reported=True,
                 reported_cost=u.cost_usd,
                 seconds=seconds,
+                cache_write_tokens=u.cache_write_tokens or 0,
             )
         if u is not None and u.cost_usd is not None:
             return AttemptUsage(reported=True, reported_cost=u.cost_usd, seconds=seconds)
@@ -519,6 +520,7 @@ class Runner:
             seq=cell.seq,
             expected=expected,
             refusal=refusal,
+            cache_write_tokens=sum(u.cache_write_tokens for u in billed) if billed else None,
         )
 
 

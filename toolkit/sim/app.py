@@ -8,7 +8,7 @@ import math
 import random
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import answers
+from . import answers, anthropic, gemini
 from .profiles import DEFAULT_PROFILE, Profile, default_profiles
 
 
@@ -122,6 +122,44 @@ class SimState:
         return _Plan(fault, text, reasoning, cut_at, rng)
 
 
+def prompt_tokens_of(messages: list[dict[str, Any]]) -> int:
+    """The prompt's size in tokens, as every endpoint of the simulator counts it."""
+    return max(1, sum(len(str(m.get("content", ""))) for m in messages) // 4)
+
+
+def answer_tokens(plan: _Plan, max_tokens: Any) -> tuple[list[str], list[str], bool]:
+    """The answer's tokens (cut to ``max_tokens``), the reasoning's, and whether it was cut."""
+    toks = answers.tokens(plan.text)
+    cut = isinstance(max_tokens, int) and 0 < max_tokens < len(toks)
+    if cut:
+        toks = toks[:max_tokens]
+    reasoning = answers.tokens(plan.reasoning) if plan.reasoning else []
+    return toks, reasoning, cut
+
+
+def whole_answer_s(profile: Profile, n_tokens: int, speed: float) -> float:
+    """Seconds a non-streaming answer of ``n_tokens`` takes."""
+    seconds = profile.ttft_s
+    if profile.tokens_per_s:
+        seconds += n_tokens / max(profile.tokens_per_s, 1e-9)
+    return seconds / speed
+
+
+def pacer(profile: Profile, rng: random.Random, speed: float) -> Callable[[float], Awaitable[None]]:
+    """``await pause(seconds)`` between events: the profile's jitter drawn from the plan's
+    ``rng`` (so a seed gives the same timings whichever endpoint streams), ``speed`` times
+    shorter; ``pause(0)`` still yields to the loop."""
+
+    async def pause(seconds: float) -> None:
+        if seconds > 0:
+            jittered = seconds * (1 + profile.jitter * (2 * rng.random() - 1))
+            await asyncio.sleep(max(0.0, jittered) / speed)
+        else:
+            await asyncio.sleep(0)
+
+    return pause
+
+
 def _usage(
     prompt_tokens: int,
     completion_tokens: int,
@@ -204,25 +242,15 @@ def create_app(
             return _error(
                 503, "The model is overloaded, try again later", "overloaded_error", headers
             )
-        prompt_tokens = max(1, sum(len(str(m.get("content", ""))) for m in messages) // 4)
-        toks = answers.tokens(plan.text)
+        prompt_tokens = prompt_tokens_of(messages)
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
-        finish = "stop"
-        if isinstance(max_tokens, int) and 0 < max_tokens < len(toks):
-            toks, finish = toks[:max_tokens], "length"
-        reasoning_toks = answers.tokens(plan.reasoning) if plan.reasoning else []
+        toks, reasoning_toks, cut_by_max = answer_tokens(plan, max_tokens)
+        finish = "length" if cut_by_max else "stop"
         created = int(time.time())
         chunk_id = f"chatcmpl-{request_id[4:]}"
 
         if not body.get("stream"):
-            await asyncio.sleep(
-                (
-                    profile.ttft_s + len(toks) / max(profile.tokens_per_s, 1e-9)
-                    if profile.tokens_per_s
-                    else profile.ttft_s
-                )
-                / state.speed
-            )
+            await asyncio.sleep(whole_answer_s(profile, len(toks), state.speed))
             message: dict[str, Any] = {"role": "assistant", "content": "".join(toks)}
             if reasoning_toks:
                 message["reasoning_content"] = "".join(reasoning_toks)
@@ -265,16 +293,8 @@ def create_app(
             return b"data: " + orjson.dumps(obj) + b"\n\n"
 
         async def events() -> AsyncIterator[bytes]:
-            rng = plan.rng
             gap = 1.0 / profile.tokens_per_s if profile.tokens_per_s else 0.0
-
-            async def pause(seconds: float) -> None:
-                if seconds > 0:
-                    jittered = seconds * (1 + profile.jitter * (2 * rng.random() - 1))
-                    await asyncio.sleep(max(0.0, jittered) / state.speed)
-                else:
-                    await asyncio.sleep(0)
-
+            pause = pacer(profile, plan.rng, state.speed)
             await pause(profile.ttft_s)
             yield chunk({"role": "assistant", "content": ""})
             for tok in reasoning_toks:
@@ -313,6 +333,8 @@ def create_app(
         routes=[
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
+            *gemini.routes(state),
+            *anthropic.routes(state),
         ]
     )
     app.state.sim = state
