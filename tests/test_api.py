@@ -29,6 +29,7 @@ def test_exported_members_are_sorted_and_complete() -> None:
     public = {n for n in dir(tk) if not n.startswith("_") and n not in {"annotations", "Any"}}
     modules = {
         "api",
+        "builder",
         "display",
         "errors",
         "events",

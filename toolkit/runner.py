@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 import random
 import ssl
 import time
@@ -23,14 +22,14 @@ from typing import Any, Protocol
 
 import httpx2
 
-from . import pricing, providers, scoring, validate
-from .errors import ConfigError, ErrorKind, ProviderError, redact
+from . import providers, scoring, validate
+from .builder import CallBuilder, Verdict, check, judge
+from .errors import ConfigError, ProviderError
 from .events import Event, StreamError
 from .models import Model
 from .options import RunOptions
-from .pricing import AttemptUsage
 from .providers import _http
-from .record import CallRecord, Status
+from .record import CallRecord
 from .store import Store
 from .tasks import Task
 
@@ -95,30 +94,6 @@ def plan(tasks: Sequence[Task], models: Sequence[Model], repeats: int) -> list[C
     """Cells in the order they start: each task on every model before the next task."""
     order = ((t, m, r) for r in range(repeats) for t in tasks for m in models)
     return [Cell(t, m, r, seq=i) for i, (t, m, r) in enumerate(order)]
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count (4 characters a token) for when the provider reports none."""
-    return max(1, math.ceil(len(text) / 4)) if text else 0
-
-
-@dataclass
-class _Attempt:
-    text: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    refusal: list[str] = field(default_factory=list)
-    deltas: int = 0
-    first_t: float | None = None
-    last_t: float | None = None
-    started: bool = False
-    t_start: float = 0.0
-    t_end: float = 0.0
-    reasked: bool = False
-    request_id: str | None = None
-    response_id: str | None = None
-    usage: Any = None
-    finish: str | None = None
-    error: StreamError | None = None
 
 
 class Runner:
@@ -219,16 +194,40 @@ class Runner:
         """One call with its retries; always returns a record (and stores it)."""
         started_at = datetime.now(UTC)
         t0 = time.monotonic()
-        attempts: list[_Attempt] = []
+        schema = self._schema_for(cell)
+        builder = CallBuilder(
+            run_id=self.run_id,
+            model=cell.model,
+            task=cell.task,
+            repeat=cell.repeat,
+            seq=cell.seq,
+            call_id=cell.call_id,
+            messages=self._messages(cell, schema),
+            max_retry_after_s=self.retry.max_retry_after_s,
+        )
+        checked: list[tuple[bool | None, list[str]]] = []  # the last answer's schema check
+
+        def verdict_of(text: str, finish: str | None, refused: bool, redacted: bool) -> Verdict:
+            # the schema check the re-ask loop made of this very answer, else made now: once
+            result = checked[-1] if checked and not redacted else check(text, finish, schema)
+            return judge(
+                text,
+                cell.task,
+                checked=result,
+                scorer=self._scorer_for(cell),
+                threshold=self.threshold,
+                refused=refused,
+            )
+
         try:
-            await self._attempts(client, cell, t0, attempts)
-            record = self._record(cell, started_at, t0, attempts)
+            await self._attempts(client, cell, schema, builder, checked)
+            record = builder.build(started_at, t0, verdict_of=verdict_of)
         except asyncio.CancelledError:
-            record = self._record(cell, started_at, t0, attempts, cancelled=True)
+            record = builder.build(started_at, t0, verdict_of=verdict_of, cancelled=True)
             self._finish(cell, record)
             raise
         except Exception as exc:  # a bug or an unforeseen response must not lose the run
-            record = self._record(cell, started_at, t0, attempts, crashed=exc)
+            record = builder.build(started_at, t0, verdict_of=verdict_of, crashed=exc)
         self._finish(cell, record)
         return record
 
@@ -263,24 +262,31 @@ class Runner:
         return validate.Schema.of(cell.task.schema) if cell.task.schema is not None else None
 
     async def _attempts(
-        self, client: httpx2.AsyncClient, cell: Cell, t0: float, attempts: list[_Attempt]
+        self,
+        client: httpx2.AsyncClient,
+        cell: Cell,
+        schema: validate.Schema | None,
+        builder: CallBuilder,
+        checked: list[tuple[bool | None, list[str]]],
     ) -> None:
+        """Every request of one call: the first, its retries, and re-asks with the schema's
+        errors; ``checked`` gets the schema check of each complete answer."""
         model = cell.model
         fmt = providers.wire_format(model.wire_format)
         key = model.api_key()
-        schema = self._schema_for(cell)
         structured = model.structured if self.structured is None else self.structured
         constrain = schema if schema is not None and structured else None
         timeout = httpx2.Timeout(model.timeout)
-        messages = self._messages(cell, schema)
+        messages = builder.messages
         for ask in range(self.reask + 1):
             request = fmt.build_request(model, messages, key=key, schema=constrain)
-            await self._with_retries(client, cell, fmt, request, timeout, attempts)
-            last = attempts[-1]
+            await self._with_retries(client, cell, fmt, request, timeout, builder)
+            last = builder.attempts[-1]
             if last.error is not None or last.finish is None or schema is None:
                 return
             text = "".join(last.text)
-            valid, errors, _ = validate.check(text, schema)
+            valid, errors = check(text, last.finish, schema)
+            checked.append((valid, errors))
             if valid or ask == self.reask:
                 return
             # Re-ask: show the model its answer and what was wrong; this spend is the task's too.
@@ -298,15 +304,14 @@ class Runner:
         fmt: providers.WireFormat,
         request: providers.WireRequest,
         read_timeout: httpx2.Timeout,
-        attempts: list[_Attempt],
+        builder: CallBuilder,
     ) -> None:
-        """One request and its retries; every attempt is appended to ``attempts``."""
+        """One request and its retries; every attempt is folded into ``builder``."""
         model = cell.model
         observers = self.observers
         for retry_number in range(self.retry.retries + 1):
-            number = len(attempts) + 1
-            att = _Attempt(t_start=time.monotonic())
-            attempts.append(att)
+            att = builder.new_attempt()
+            number = len(builder.attempts)
             if model.server is not None:  # a local server that died comes back before the call
                 try:
                     await asyncio.to_thread(model.server.ensure_running)
@@ -324,34 +329,7 @@ class Runner:
                 timeout=read_timeout,
                 error_detail=fmt.error_detail,
             ):
-                kind = event.kind
-                if kind == "text":
-                    att.text.append(event.text)  # type: ignore[union-attr]
-                    att.deltas += 1
-                    if att.first_t is None:
-                        att.first_t = event.t
-                    att.last_t = event.t
-                elif kind == "reasoning" or kind == "refusal":
-                    parts = att.reasoning if kind == "reasoning" else att.refusal
-                    parts.append(event.text)  # type: ignore[union-attr]
-                    att.deltas += 1
-                    if att.first_t is None:
-                        att.first_t = event.t
-                    att.last_t = event.t
-                elif kind == "usage":
-                    att.usage = event
-                    att.last_t = event.t
-                elif kind == "finish":
-                    att.finish = event.reason  # type: ignore[union-attr]
-                    att.response_id = event.response_id  # type: ignore[union-attr]
-                    att.last_t = event.t
-                elif kind == "started":
-                    att.started = True
-                    att.request_id = event.request_id  # type: ignore[union-attr]
-                elif kind == "error":
-                    att.error = event  # type: ignore[assignment]
-                    if att.response_id is None:
-                        att.response_id = event.response_id  # type: ignore[union-attr]
+                att.fold(event)
                 for observer in observers:
                     try:
                         observer.on_event(cell, event)
@@ -366,179 +344,6 @@ class Runner:
             if retry_after is not None and retry_after > self.retry.max_retry_after_s:
                 return
             await self._sleep(self.retry.delay(retry_number + 1, retry_after, self._rng))
-
-    def _usage_of(self, att: _Attempt, prompt_tokens: int) -> AttemptUsage:
-        """What one attempt would be billed for: reported usage, else an estimate."""
-        u = att.usage
-        seconds = max(0.0, att.t_end - att.t_start)
-        if u is not None and (u.input_tokens is not None or u.output_tokens is not None):
-            return AttemptUsage(
-                input_tokens=u.input_tokens or 0,
-                output_tokens=u.output_tokens or 0,
-                cached_tokens=u.cached_tokens or 0,
-                reasoning_tokens=u.reasoning_tokens or 0,
-                reported=True,
-                reported_cost=u.cost_usd,
-                seconds=seconds,
-                cache_write_tokens=u.cache_write_tokens or 0,
-            )
-        if u is not None and u.cost_usd is not None:
-            return AttemptUsage(reported=True, reported_cost=u.cost_usd, seconds=seconds)
-        if not att.started or (
-            att.deltas == 0 and att.error is not None and att.error.status is not None
-        ):
-            # refused before generation (4xx/5xx): nothing billed
-            return AttemptUsage(seconds=seconds)
-        # The stream began: the provider bills the prompt and what it generated.
-        return AttemptUsage(input_tokens=prompt_tokens, output_tokens=att.deltas, seconds=seconds)
-
-    def _record(
-        self,
-        cell: Cell,
-        started_at: datetime,
-        t0: float,
-        attempts: list[_Attempt],
-        *,
-        cancelled: bool = False,
-        crashed: Exception | None = None,
-    ) -> CallRecord:
-        model = cell.model
-        end = time.monotonic()
-        last = attempts[-1] if attempts else _Attempt()
-        schema = self._schema_for(cell)
-        messages = self._messages(cell, schema)
-        prompt_tokens = estimate_tokens("".join(str(m.get("content", "")) for m in messages))
-        usages = [self._usage_of(a, prompt_tokens) for a in attempts]
-        cost, cost_source = pricing.price_call(model, usages)
-        estimated = any(not u.reported and (u.input_tokens or u.output_tokens) for u in usages)
-        billed = [u for u in usages if u.input_tokens or u.output_tokens or u.reported]
-
-        error_kind: ErrorKind | None = None
-        message: str | None = None
-        if cancelled:
-            error_kind, message = "cancelled", "cancelled before the call finished"
-        elif crashed is not None:
-            error_kind = "invalid_response"
-            message = f"could not process the response: {type(crashed).__name__}: {crashed}"
-        elif last.error is not None:
-            error_kind, message = last.error.error_kind, last.error.message
-            if (
-                last.error.retry_after is not None
-                and last.error.retry_after > self.retry.max_retry_after_s
-            ):
-                message += f" (Retry-After {last.error.retry_after:.0f}s is longer than allowed)"
-        elif last.finish is None:
-            error_kind, message = "truncated", "stream ended without a finish reason"
-        status: Status = "ok" if error_kind is None else "error"
-        # Whatever the provider sent back may echo the key (error bodies, ids, even answers):
-        # none of it reaches the record with the key in it.
-        key = _key_value(model)
-        secrets = [key] if key else []
-        if error_kind == "auth" and message is not None:
-            message += " " + model.auth_hint(key_sent=bool(key))
-        if message is not None:
-            server = model.server
-            if server is not None and not server.alive():
-                message += f"\nthe local server died; its last log lines:\n{server.last_log()}"
-            message = redact(message, secrets)
-        request_id = last.request_id or last.response_id
-        if request_id is not None:
-            request_id = redact(request_id, secrets)
-
-        text = redact("".join(last.text), secrets, patterns=False)
-        refusal = redact("".join(last.refusal), secrets, patterns=False)
-        out_tokens_last = (
-            last.usage.output_tokens
-            if last.usage is not None and last.usage.output_tokens is not None
-            else last.deltas
-        )
-        tokens_per_s = None
-        if (
-            last.first_t is not None
-            and last.last_t is not None
-            and last.last_t > last.first_t
-            and out_tokens_last
-        ):
-            tokens_per_s = out_tokens_last / (last.last_t - last.first_t)
-
-        valid, errors, _ = validate.check(text, schema) if status == "ok" else (None, [], None)
-        if valid and last.finish == "length":
-            valid, errors = False, ["(root): answer cut by max_tokens (finish_reason=length)"]
-        expected = cell.task.expected
-        score: float | None = None
-        if status == "ok":
-            scorer = self._scorer_for(cell)
-            if scorer is not None and (expected is not None or not scorer.needs_expected):
-                try:
-                    score = float(scorer(text, cell.task))
-                except Exception as exc:  # a user's scorer that raises scores 0, and says why
-                    score = 0.0
-                    errors = [*errors, f"(scorer): {type(exc).__name__}: {exc}"]
-                    _scorer_failed(scorer, exc)
-            elif valid is not None:
-                score = 1.0 if valid else 0.0
-        # A refusal is an answered call (status ok) that did not do the task.
-        passed = (
-            status == "ok"
-            and not refusal
-            and valid is not False
-            and (score is None or score >= self.threshold)
-        )
-
-        return CallRecord(
-            run_id=self.run_id,
-            call_id=cell.call_id,
-            task_id=cell.task.id,
-            model=model.name,
-            provider=model.provider,
-            model_id=model.wire_model,
-            repeat=cell.repeat,
-            attempts=len(attempts),
-            status=status,
-            error_kind=error_kind,
-            error_message=message,
-            request_id=request_id,
-            started_at=started_at,
-            ttft_s=(last.first_t - t0) if last.first_t is not None else None,
-            latency_s=end - t0,
-            tokens_per_s=tokens_per_s,
-            input_tokens=sum(u.input_tokens for u in billed) if billed else None,
-            output_tokens=sum(u.output_tokens for u in billed) if billed else None,
-            cached_tokens=sum(u.cached_tokens for u in billed) if billed else None,
-            reasoning_tokens=sum(u.reasoning_tokens for u in billed) if billed else None,
-            usage_source=None if not billed else ("estimated" if estimated else "reported"),
-            cost_usd=cost,
-            cost_source=cost_source,
-            finish_reason=last.finish,
-            text=text,
-            valid=valid,
-            validation_errors=errors,
-            score=score,
-            passed=bool(passed),
-            reasoning_text=redact("".join(last.reasoning), secrets, patterns=False),
-            reasks=sum(a.reasked for a in attempts),
-            seq=cell.seq,
-            expected=expected,
-            refusal=refusal,
-            cache_write_tokens=sum(u.cache_write_tokens for u in billed) if billed else None,
-        )
-
-
-_failed_scorers: set[str] = set()
-
-
-def _scorer_failed(scorer: Any, exc: Exception) -> None:
-    """Warn once per scorer that raised: its calls score 0 (see ``validation_errors``)."""
-    name = str(getattr(scorer, "name", scorer))
-    if name in _failed_scorers:
-        return
-    _failed_scorers.add(name)
-    warnings.warn(
-        f"scorer {name!r} raised {type(exc).__name__}: {exc}; those calls score 0 and say so "
-        "in validation_errors",
-        RuntimeWarning,
-        stacklevel=2,
-    )
 
 
 _failed_observers: set[int] = set()
@@ -562,10 +367,3 @@ def _tls_context() -> ssl.SSLContext:
     """One TLS context for every run's client: building one loads the CA bundle (about 90 ms),
     which each ``tk.compare`` would otherwise pay again."""
     return httpx2.create_ssl_context()
-
-
-def _key_value(model: Model) -> str | None:
-    try:
-        return model.api_key()
-    except Exception:
-        return None

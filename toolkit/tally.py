@@ -15,10 +15,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .builder import estimate_tokens
 from .events import Event
 from .pricing import AttemptUsage, price_attempt
 from .record import CallRecord
-from .runner import Cell, estimate_tokens
+from .runner import Cell
 
 LIVE_STATES = frozenset({"starting", "running"})
 
