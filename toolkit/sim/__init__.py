@@ -11,7 +11,6 @@ from .app import create_app
 from .profiles import DEFAULT_PROFILE, DEMO_PROFILES, Profile, default_profiles
 from .server import SimServer, serve, start
 
-
 # The demo's models speak their vendors' own wire formats, as the real ones would.
 WIRE_FORMATS = {"claude-sonnet-4.5": "anthropic", "gemini-2.5-flash": "gemini"}
 
