@@ -169,12 +169,13 @@ class Runner:
             if cell.model.concurrency and cell.model.name not in self._model_limits:
                 self._model_limits[cell.model.name] = asyncio.Semaphore(cell.model.concurrency)
         own_client = self._client is None
-        client = self._client or httpx2.AsyncClient(
-            verify=_tls_context(),
-            limits=httpx2.Limits(
-                max_connections=self.concurrency + 4, max_keepalive_connections=self.concurrency + 4
-            ),
-        )
+        if self._client is None:
+            from .providers.transport import new_client  # aiohttp pool; $STREAMBENCH_TRANSPORT
+
+            # The TLS context is built on the first https request only (plain-http runs skip it).
+            client = new_client(self.concurrency + 4, verify=_tls_context)
+        else:
+            client = self._client
         try:
 
             async def one(cell: Cell) -> CallRecord:

@@ -8,11 +8,12 @@ connections. Every provider fault becomes a ``StreamError`` event: nothing here 
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx2
 import orjson
@@ -149,7 +150,7 @@ async def stream(
     }
     built = client.build_request(
         "POST",
-        url,
+        parsed_url(url),
         content=orjson.dumps(request.body),
         headers=send_headers,
         timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
@@ -181,21 +182,71 @@ async def stream(
         yield Started(attempt, request_id, call_id, time.monotonic())
         if response.status_code < 400 and content_type(response) == "text/event-stream":
             # The hot path, inline: one async generator between the bytes and the runner.
+            # An event stream is UTF-8 whatever its content type says (the SSE spec), which
+            # also spares httpx2 parsing the header for a charset on every response.
+            response.encoding = "utf-8"
+            events = cast(
+                AsyncGenerator[httpx2.ServerSentEvent, None],
+                httpx2.EventSource(response).__aiter__(),
+            )
+            stopped_early = False
             try:
-                async for sse in httpx2.EventSource(response):
+                async for sse in events:
                     for event in translator.feed(sse.data, sse.event):
                         yield event
                     if translator.done or translator.failed:
+                        stopped_early = True
                         break
                 for event in translator.end():
                     yield event
             except READ_ERRORS as exc:
                 yield read_failure(exc, translator)
+            else:
+                if stopped_early:
+                    await _drain(events, response)
         else:
             async for event in _read_response(response, translator, request, error_detail):
                 yield event
     finally:
         await response.aclose()
+
+
+# After the last event a body may still owe a few bytes (the chunked-encoding terminator,
+# a trailing comment): read them, within bounds, so the connection goes back to the pool
+# instead of being closed (a new TCP and TLS handshake for the next call).
+DRAIN_BYTES = 16 * 1024
+DRAIN_S = 0.25
+
+
+async def _drain(
+    events: AsyncGenerator[httpx2.ServerSentEvent, None], response: httpx2.Response
+) -> None:
+    """Read the rest of an event stream whose answer is complete, discarding its events; stop
+    after ``DRAIN_BYTES`` or ``DRAIN_S`` (the connection is then closed, not reused)."""
+    start = response.num_bytes_downloaded
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in events:
+                if response.num_bytes_downloaded - start > DRAIN_BYTES:
+                    break
+    except READ_ERRORS:  # TimeoutError is an OSError: the time bound ends up here too
+        pass
+    finally:
+        await events.aclose()
+
+
+_URLS: dict[str, httpx2.URL] = {}
+
+
+def parsed_url(url: str) -> httpx2.URL:
+    """``url`` parsed once: a run posts to a few URLs many times, and httpx2 parsing a URL
+    string costs more than the rest of building a request."""
+    parsed = _URLS.get(url)
+    if parsed is None:
+        if len(_URLS) >= 256:  # bounded: a long-lived kernel may see many endpoints
+            _URLS.clear()
+        parsed = _URLS[url] = httpx2.URL(url)
+    return parsed
 
 
 def content_type(response: httpx2.Response) -> str:
