@@ -366,6 +366,7 @@ class PanelsView:
         # Live cost comes from the run's tally (the runner tells it first); without one, a
         # tally of our own that this view feeds.
         self._own_tally = tally is None
+        self._finished = False  # a call ended since the footers state was last synced
         self.tally = tally if tally is not None else Tally([m.name for m in models], len(models))
         self.index = {m.name: i for i, m in enumerate(models)}
         self.widget = ComparePanels(
@@ -450,6 +451,7 @@ class PanelsView:
         self._coalescer.poke()
 
     def on_record(self, cell: Cell, record: CallRecord) -> None:
+        self._finished = True
         if self._own_tally:
             self.tally.on_record(cell, record)
         i = self.index.get(cell.model.name)
@@ -526,6 +528,13 @@ class PanelsView:
             message["f"] = {str(i): self._footer[i] for i in sorted(self._pending_footer)}
             self._pending_footer.clear()
             self._final_footers.clear()
+            if self._finished:
+                # Custom messages reach only views already rendered: a call that ends before
+                # the front end has drawn the panels (a 404, a cached answer) would show
+                # "waiting" until the final sync. The footers state (small, no answer text)
+                # is kept by the widget model, so a view drawn later shows every verdict.
+                self._finished = False
+                self.widget.footers = list(self._footer)
             self._footer_sent = now
         if len(message) == 1 and not message["d"]:
             self._coalescer.poke()  # only a throttled footer is waiting: send it later
