@@ -8,6 +8,10 @@ a usage chunk (``choices: []``) and ``data: [DONE]``. The body is built once per
 N is ``--chunks`` by default; a request path starting with ``/n<digits>/`` (e.g. a base URL of
 ``http://127.0.0.1:PORT/n20000/v1``) asks for a body of that many content chunks instead.
 
+A path starting with ``/e/`` (before any ``/n<digits>/``) asks for the same events framed as a
+model server streams them: chunked transfer encoding, one SSE event per HTTP chunk and per
+write (a client then reads the stream in small pieces, as it does from a real provider).
+
 Run it in its own process (it prints ``PORT <n>`` on stdout once listening)::
 
     python bench/fast_server.py --chunks 100000
@@ -21,6 +25,7 @@ import re
 
 CONTENT = "tok "
 _PATH_N = re.compile(rb"^/n(\d+)(/|$)")
+_PER_EVENT = b"/e/"
 _WRITE = 1 << 20  # bytes per write
 
 
@@ -50,11 +55,20 @@ class Server:
     def __init__(self, default_chunks: int) -> None:
         self.default_chunks = default_chunks
         self.bodies: dict[int, bytes] = {default_chunks: build_body(default_chunks)}
+        self.framed: dict[int, list[bytes]] = {}
 
     def body(self, n: int) -> bytes:
         if n not in self.bodies:
             self.bodies[n] = build_body(n)
         return self.bodies[n]
+
+    def frames(self, n: int) -> list[bytes]:
+        """The body of ``n`` chunks as HTTP chunks of one SSE event each, then the last chunk."""
+        key = -n - 1  # beside the bodies, apart from them
+        if key not in self.framed:
+            events = [e + b"\n\n" for e in self.body(n).split(b"\n\n") if e]
+            self.framed[key] = [b"%x\r\n%s\r\n" % (len(e), e) for e in events] + [b"0\r\n\r\n"]
+        return self.framed[key]
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -84,8 +98,26 @@ class Server:
                     )
                     await writer.drain()
                     continue
+                per_event = path.startswith(_PER_EVENT)
+                if per_event:
+                    path = path[len(_PER_EVENT) - 1 :]
                 m = _PATH_N.match(path)
-                body = self.body(int(m.group(1)) if m else self.default_chunks)
+                n = int(m.group(1)) if m else self.default_chunks
+                if per_event:
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                        b"cache-control: no-cache\r\nx-request-id: req-bench\r\n"
+                        b"transfer-encoding: chunked\r\n\r\n"
+                    )
+                    for i, frame in enumerate(self.frames(n)):
+                        writer.write(frame)
+                        if i % 64 == 63:  # let a slower reader hold the writes back
+                            await writer.drain()
+                    await writer.drain()
+                    if close:
+                        return
+                    continue
+                body = self.body(n)
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                     b"cache-control: no-cache\r\nx-request-id: req-bench\r\n"

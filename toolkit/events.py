@@ -2,6 +2,9 @@
 
 Observers (widgets, the terminal, the record builder) only ever see these; none parses
 provider JSON. Each event carries the call id and a monotonic timestamp (``time.monotonic``).
+
+Events are read-only by convention, not frozen: a fast stream makes a few hundred thousand a
+second, and a frozen dataclass costs four times as much to build.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Literal
 from .errors import ErrorKind
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TextDelta:
     """A piece of the answer's text."""
 
@@ -22,7 +25,7 @@ class TextDelta:
     kind: Literal["text"] = "text"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReasoningDelta:
     """Reasoning text (``reasoning_content`` / ``reasoning``), kept apart from the answer."""
 
@@ -32,7 +35,7 @@ class ReasoningDelta:
     kind: Literal["reasoning"] = "reasoning"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RefusalDelta:
     """A piece of a refusal the provider streamed apart from the answer (``delta.refusal``)."""
 
@@ -42,7 +45,7 @@ class RefusalDelta:
     kind: Literal["refusal"] = "refusal"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Usage:
     """Token counts as the provider reported them, and its own cost when it reports one.
 
@@ -64,7 +67,7 @@ class Usage:
     kind: Literal["usage"] = "usage"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finish:
     """The provider said why the answer ended (``stop``, ``length``, ``content_filter``...)."""
 
@@ -75,7 +78,7 @@ class Finish:
     kind: Literal["finish"] = "finish"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamError:
     """The stream failed; what was received before it is kept by whoever listens."""
 
@@ -91,7 +94,7 @@ class StreamError:
     kind: Literal["error"] = "error"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Started:
     """An attempt got its response headers (carries the request id)."""
 

@@ -9,13 +9,15 @@ record to the store, and tells observers. A failed call is a record, never an ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import gc
 import random
 import ssl
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -186,7 +188,8 @@ class Runner:
                     async with model_limit:
                         return await self.call(client, cell)
 
-            return list(await asyncio.gather(*(one(c) for c in cells)))
+            with _fewer_collections():
+                return list(await asyncio.gather(*(one(c) for c in cells)))
         finally:
             if own_client:
                 await client.aclose()
@@ -345,6 +348,35 @@ class Runner:
             if retry_after is not None and retry_after > self.retry.max_retry_after_s:
                 return
             await self._sleep(self.retry.delay(retry_number + 1, retry_after, self._rng))
+
+
+# A run allocates many small short-lived objects (parsed chunks, events) beside a heap that
+# only grows (records, tasks, a notebook's data): with CPython's default gen-0 threshold of
+# 700 the collector ran about 14 times per call at 500 calls in flight and took a fifth of a
+# 10,000-call run's CPU. During a run gen 0 is collected 70x less often; the thresholds are
+# put back when the last run in the process ends.
+_GEN0_DURING_RUNS = 50_000
+_runs_in_flight = 0
+_saved_threshold: tuple[int, int, int] | None = None
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Raise the garbage collector's gen-0 threshold while any run is going."""
+    global _runs_in_flight, _saved_threshold
+    if _runs_in_flight == 0:
+        current = gc.get_threshold()
+        if current[0] and current[0] < _GEN0_DURING_RUNS:  # 0: the user turned it off
+            _saved_threshold = (current[0], current[1], current[2])
+            gc.set_threshold(_GEN0_DURING_RUNS, current[1], current[2])
+    _runs_in_flight += 1
+    try:
+        yield
+    finally:
+        _runs_in_flight -= 1
+        if _runs_in_flight == 0 and _saved_threshold is not None:
+            gc.set_threshold(*_saved_threshold)
+            _saved_threshold = None
 
 
 _failed_observers: set[int] = set()

@@ -38,11 +38,10 @@ class _Server(uvicorn.Server):
 
 def bundled_tasks() -> list[dict[str, Any]]:
     """The tasks of every bundled dataset, so the simulator knows their right answers."""
-    from importlib import resources
+    from ..tasks import _bundled_dir  # the wheel's toolkit/_datasets, or ./datasets if editable
 
     out: list[dict[str, Any]] = []
-    folder = resources.files("toolkit._datasets")
-    for entry in folder.iterdir():
+    for entry in sorted(_bundled_dir().iterdir()):
         if entry.name.endswith(".jsonl"):
             for line in entry.read_text(encoding="utf-8").splitlines():
                 if line.strip():
