@@ -332,6 +332,7 @@ class Runner:
                 attempt=number,
                 timeout=read_timeout,
                 error_detail=fmt.error_detail,
+                error_fault=fmt.error_fault,
             ):
                 att.fold(event)
                 for observer in observers:

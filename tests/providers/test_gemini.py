@@ -469,3 +469,90 @@ def test_url_never_doubles_the_version(base_url: str, model_id: str, url: str) -
     model = tk.Model.gemini(model_id, base_url=base_url)
     request = gemini.FORMAT.build_request(model, MESSAGES[1:2], key=KEY)
     assert request.url == f"{url}:streamGenerateContent?alt=sse"
+
+
+# --------------------------------------------------------------------------- error bodies, live
+# What only the body of an HTTP error says, read through the public API from a real server.
+
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def _error_app(status: int, error: dict[str, Any]) -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def answer(request: Request) -> JSONResponse:
+        return JSONResponse({"error": error}, status_code=status)
+
+    return Starlette(routes=[Route("/v1beta/models/{rest:path}", answer, methods=["POST"])])
+
+
+def _row_from(app: Any, *, retries: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    from ._loopback import serve
+
+    monkeypatch.setenv("STREAMBENCH_TEST_GEMINI_KEY", KEY)
+    with serve(app) as base_url:
+        model = tk.Model.gemini(
+            "gemini-2.5-flash", base_url=base_url, api_key_env="STREAMBENCH_TEST_GEMINI_KEY"
+        )
+        run = asyncio.run(
+            tk.arun([{"id": "t", "prompt": "hi"}], [model], retries=retries, store=False)
+        )
+    row: dict[str, Any] = run.records[0].model_dump()
+    return row
+
+
+def test_a_bad_key_sent_as_400_is_an_auth_error_and_not_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    error = {
+        "code": 400,
+        "message": "API key not valid. Please pass a valid API key.",
+        "status": "INVALID_ARGUMENT",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
+        ],
+    }
+    row = _row_from(_error_app(400, error), retries=2, monkeypatch=monkeypatch)
+    assert (row["status"], row["error_kind"], row["attempts"]) == ("error", "auth", 1)
+    assert "API key not valid" in row["error_message"]
+    assert KEY not in str(row)
+
+
+def test_a_plain_400_stays_a_bad_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = {"code": 400, "message": "Invalid JSON payload", "status": "INVALID_ARGUMENT"}
+    row = _row_from(_error_app(400, error), retries=2, monkeypatch=monkeypatch)
+    assert (row["error_kind"], row["attempts"]) == ("bad_request", 1)
+
+
+def test_a_429s_retry_delay_in_the_body_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A wait longer than the policy's bound (60 s) is not waited for: one attempt, then the row.
+    # Without the body's RetryInfo the same 429 is retried at once (three attempts).
+    long_wait = {
+        "code": 429,
+        "message": "Resource has been exhausted (e.g. check quota).",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": _RETRY_INFO, "retryDelay": "3600s"}],
+    }
+    row = _row_from(_error_app(429, long_wait), retries=2, monkeypatch=monkeypatch)
+    assert (row["error_kind"], row["attempts"]) == ("rate_limit", 1)
+    no_wait = {k: v for k, v in long_wait.items() if k != "details"}
+    row = _row_from(_error_app(429, no_wait), retries=2, monkeypatch=monkeypatch)
+    assert (row["error_kind"], row["attempts"]) == ("rate_limit", 3)
+
+
+def test_error_fault_reads_the_body() -> None:
+    fault = gemini.FORMAT.error_fault
+    body = {
+        "error": {
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": _RETRY_INFO, "retryDelay": "21s"}],
+        }
+    }
+    assert fault(429, body) == (None, 21.0)
+    assert fault(429, [body]) == (None, 21.0)  # an array of responses holds it first
+    assert fault(400, {"error": {"details": [{"reason": "API_KEY_EXPIRED"}]}}) == ("auth", None)
+    assert fault(500, {"error": {"message": "API key not valid"}}) == (None, None)
+    assert fault(400, "not json") == (None, None)

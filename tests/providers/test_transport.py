@@ -469,7 +469,8 @@ def test_proxy_mounts_follow_httpx2s_patterns() -> None:
 
 def test_exchange_keeps_its_signature() -> None:
     """The adapters call ``_http.stream(client, request, translator, *, attempt, timeout,
-    error_detail)``: the transport work must not change it."""
+    error_detail, error_fault)``: the transport work must not change it (parameters are
+    only ever added, with defaults)."""
     import inspect
 
     params = inspect.signature(_http.stream).parameters
@@ -480,4 +481,5 @@ def test_exchange_keeps_its_signature() -> None:
         "attempt",
         "timeout",
         "error_detail",
+        "error_fault",
     ]

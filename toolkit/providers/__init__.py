@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError
-from ._http import Translator, WireRequest
+from ._http import ErrorFault, Translator, WireRequest
 
 if TYPE_CHECKING:
     from ..models import Model
@@ -50,6 +50,11 @@ class WireFormat(Protocol):
         """The readable message of this format's JSON error body."""
         ...
 
+    def error_fault(self, status: int, obj: Any) -> ErrorFault:
+        """The error kind (over the status's) and the wait an HTTP error's JSON body says;
+        ``(None, None)`` when it says nothing beyond its status and headers."""
+        ...
+
 
 def names() -> list[str]:
     """The wire formats a ``tk.Model`` can speak (``wire_format=``)."""
@@ -65,4 +70,4 @@ def wire_format(name: str) -> WireFormat:
     return found
 
 
-__all__ = ["Translator", "WireFormat", "WireRequest", "names", "wire_format"]
+__all__ = ["ErrorFault", "Translator", "WireFormat", "WireRequest", "names", "wire_format"]

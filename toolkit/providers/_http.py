@@ -128,6 +128,13 @@ def _default_error_detail(obj: Any) -> str:
     return error_message_of(obj.get("error", obj) if isinstance(obj, dict) else obj)
 
 
+# What a wire format reads from an HTTP error's JSON body beyond its message: an error kind
+# that overrides the status's (Gemini sends a bad key as 400), and a wait the body asks for
+# (Gemini's RetryInfo ``retryDelay``); ``None`` keeps the status's kind / the headers' wait.
+ErrorFault = tuple[ErrorKind | None, float | None]
+ErrorFaultOf = Callable[[int, Any], ErrorFault]
+
+
 async def stream(
     client: httpx2.AsyncClient,
     request: WireRequest,
@@ -136,10 +143,12 @@ async def stream(
     attempt: int = 1,
     timeout: httpx2.Timeout | None = None,  # noqa: ASYNC109 - httpx2's per-request timeouts
     error_detail: Callable[[Any], str] = _default_error_detail,
+    error_fault: ErrorFaultOf | None = None,
 ) -> AsyncIterator[Event]:
     """One streaming request: ``Started``, then deltas, usage, finish; or a ``StreamError``.
 
-    ``error_detail`` reads the message out of a wire format's JSON error body.
+    ``error_detail`` reads the message out of a wire format's JSON error body, and
+    ``error_fault`` (if given) the kind and wait it says, from the status and that body.
     """
     call_id = translator.call_id
     url = request.url
@@ -205,7 +214,9 @@ async def stream(
                 if stopped_early:
                     await _drain(events, response)
         else:
-            async for event in _read_response(response, translator, request, error_detail):
+            async for event in _read_response(
+                response, translator, request, error_detail, error_fault
+            ):
                 yield event
     finally:
         await response.aclose()
@@ -285,6 +296,7 @@ async def _read_response(
     translator: Translator,
     request: WireRequest,
     error_detail: Callable[[Any], str],
+    error_fault: ErrorFaultOf | None = None,
 ) -> AsyncIterator[Event]:
     """Events for a response that is not an event stream: an error status, a whole JSON body
     sent to a streaming request, or something else (an HTML page from a proxy)."""
@@ -294,13 +306,21 @@ async def _read_response(
         if response.status_code >= 400:
             raw = (await response.aread()).decode("utf-8", "replace")
             kind = status_kind(response.status_code)
+            retry_after = parse_retry_after(response.headers)
             if "html" in kind_of_body or raw.lstrip().startswith("<"):
                 detail = f"HTML page: {html_title(raw)}"
             else:
                 try:
-                    detail = error_detail(orjson.loads(raw))
+                    body = orjson.loads(raw)
                 except orjson.JSONDecodeError:
                     detail = raw.strip()[:300] or response.reason_phrase
+                else:
+                    detail = error_detail(body)
+                    if error_fault is not None:
+                        said_kind, said_wait = error_fault(response.status_code, body)
+                        kind = said_kind or kind
+                        if retry_after is None:
+                            retry_after = said_wait
             message = f"HTTP {response.status_code}: {detail}"
             if response.status_code == 404 and request.not_found_hint:
                 message += f" (POST {response.request.url}; {request.not_found_hint})"
@@ -309,7 +329,7 @@ async def _read_response(
                 message,
                 kind in RETRYABLE_KINDS,
                 status=response.status_code,
-                retry_after=parse_retry_after(response.headers),
+                retry_after=retry_after,
                 call_id=call_id,
                 t=time.monotonic(),
             )

@@ -21,7 +21,7 @@ import orjson
 
 from ..errors import RETRYABLE_KINDS, ErrorKind
 from ..events import Event, Finish, ReasoningDelta, StreamError, TextDelta, Usage
-from ._http import WireRequest, error_message_of
+from ._http import ErrorFault, WireRequest, error_message_of
 
 if TYPE_CHECKING:
     from ..models import Model
@@ -377,6 +377,10 @@ class AnthropicMessages:
     def error_detail(self, obj: Any) -> str:
         """The message of an error body: ``{"type": "error", "error": {"type", "message"}}``."""
         return _error_text(obj.get("error", obj) if isinstance(obj, dict) else obj)
+
+    def error_fault(self, status: int, obj: Any) -> ErrorFault:
+        """Nothing beyond the status: this format's error bodies carry no kind or wait."""
+        return None, None
 
 
 FORMAT = AnthropicMessages()

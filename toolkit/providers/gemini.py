@@ -32,7 +32,7 @@ import orjson
 
 from ..errors import RETRYABLE_KINDS, ErrorKind
 from ..events import Event, Finish, ReasoningDelta, StreamError, TextDelta, Usage
-from ._http import WireRequest, status_kind
+from ._http import ErrorFault, WireRequest, status_kind
 
 if TYPE_CHECKING:
     from ..models import Model
@@ -467,5 +467,26 @@ class Gemini:
         array holding one)."""
         return error_message(_error_object(obj))
 
+    def error_fault(self, status: int, obj: Any) -> ErrorFault:
+        """A bad key is ``auth`` though Gemini sends it as HTTP 400 (``API_KEY_INVALID``); a
+        429's wait is in its ``RetryInfo`` detail, not in a header."""
+        error = _error_object(obj)
+        kind: ErrorKind | None = "auth" if status == 400 and _bad_key(error) else None
+        return kind, _retry_delay(error)
+
+
+def _bad_key(error: Any) -> bool:
+    """Whether a Gemini error object says the API key is invalid or missing."""
+    if not isinstance(error, dict):
+        return False
+    details = error.get("details")
+    if isinstance(details, list):
+        for detail in details:
+            if isinstance(detail, dict) and detail.get("reason") in _KEY_REASONS:
+                return True
+    return "api key not valid" in str(error.get("message", "")).lower()
+
+
+_KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_MISSING"}
 
 FORMAT = Gemini()

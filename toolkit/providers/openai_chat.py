@@ -17,7 +17,7 @@ import orjson
 from ..errors import RETRYABLE_KINDS, ErrorKind
 from ..events import Event, Finish, ReasoningDelta, RefusalDelta, StreamError, TextDelta, Usage
 from . import _http
-from ._http import WireRequest, error_message_of, parse_retry_after, status_kind
+from ._http import ErrorFault, WireRequest, error_message_of, parse_retry_after, status_kind
 
 if TYPE_CHECKING:
     from ..models import Model
@@ -337,6 +337,10 @@ class OpenAIChat:
     def error_detail(self, obj: Any) -> str:
         """The message of a JSON error body (``{"error": {"message": ...}}``)."""
         return error_message_of(obj.get("error", obj) if isinstance(obj, dict) else obj)
+
+    def error_fault(self, status: int, obj: Any) -> ErrorFault:
+        """Nothing beyond the status: this format's error bodies carry no kind or wait."""
+        return None, None
 
 
 FORMAT = OpenAIChat()
