@@ -109,8 +109,10 @@ class Model:
             this machine, else the host). ``tk.sim.models`` sets ``sim``, ``tk.Model.local``
             sets ``llama.cpp``.
         wire_format: how requests and streams are shaped: ``"openai-chat"`` (chat
-            completions, the default, spoken by most endpoints), ``"anthropic"`` (Messages) or
-            ``"gemini"`` (``streamGenerateContent``). The presets set it.
+            completions, the default, spoken by most endpoints), ``"anthropic"`` (Messages),
+            ``"gemini"`` (``streamGenerateContent``) or ``"openai-responses"`` (``POST
+            /responses``: ``tk.Model.openai("gpt-5-mini", wire_format="openai-responses")``).
+            The presets set it.
 
     Keys follow the openai SDK's convention: without ``base_url`` the endpoint comes from
     ``$OPENAI_BASE_URL`` (else OpenAI's API) and the key from ``$OPENAI_API_KEY``, sent as a

@@ -22,6 +22,7 @@ _MODULES = {
     "openai-chat": "openai_chat",
     "anthropic": "anthropic",
     "gemini": "gemini",
+    "openai-responses": "openai_responses",
 }
 
 
