@@ -288,7 +288,8 @@ def test_records_of_version_1_still_load() -> None:
 
     from toolkit.record import COLUMNS, RECORD_VERSION
 
-    assert COLUMNS[-1] == "cache_write_tokens" and RECORD_VERSION == 3
+    # Columns are only ever added: the newest come last, in the order of their versions.
+    assert COLUMNS[-3:] == ("cache_write_tokens", "prompt", "prompt_hash") and RECORD_VERSION == 4
     now = datetime.now(UTC)
     old = CallRecord(
         run_id="r",
@@ -300,9 +301,11 @@ def test_records_of_version_1_still_load() -> None:
         started_at=now,
         record_version=1,
     ).model_dump(mode="json")
-    del old["refusal"]  # what a version-1 store holds
+    for added in ("refusal", "cache_write_tokens", "prompt", "prompt_hash"):  # not in version 1
+        del old[added]
     loaded = CallRecord.model_validate(old)
     assert loaded.refusal == "" and loaded.record_version == 1
+    assert loaded.prompt is None and loaded.prompt_hash is None
 
 
 def test_response_id_is_the_request_id_when_the_stream_is_cut() -> None:

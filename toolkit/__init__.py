@@ -23,6 +23,7 @@ from .errors import (
 )
 from .models import Model
 from .options import RunOptions
+from .prompts import Prompt
 from .record import CallRecord
 from .runner import RetryPolicy
 from .store import Store
@@ -36,6 +37,7 @@ __all__ = [
     "DatasetError",
     "MissingKeyError",
     "Model",
+    "Prompt",
     "ProviderError",
     "RetryPolicy",
     "Run",
@@ -54,6 +56,7 @@ __all__ = [
     "load",
     "local",
     "plot",
+    "prompts",
     "run",
     "runs",
     "scoring",

@@ -156,8 +156,14 @@ def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         )
 
 
+def has_prompts(df: pd.DataFrame) -> bool:
+    """Whether ``df`` holds calls of prompt variants (a ``prompt`` column with a value)."""
+    return "prompt" in df.columns and bool(df["prompt"].notna().any())
+
+
 def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFrame:
-    """One row per model (in order of first appearance) with ``SUMMARY_COLUMNS``.
+    """One row per model (in order of first appearance) with ``SUMMARY_COLUMNS``; with prompt
+    variants, one row per (prompt, model), led by a ``prompt`` column.
 
     Cancelled calls are counted apart (``cancelled``, ``cancelled_cost_usd``) and nowhere else;
     a model whose every call was cancelled keeps its row, with NaN rates.
@@ -166,7 +172,14 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
     rows = []
     # positional, not by label: a frame made by pd.concat may repeat index labels
     flagged = df.assign(_cancelled=cancelled(df).to_numpy())
-    for model, every in flagged.groupby("model", sort=False):
+    by_prompt = has_prompts(df)
+    if by_prompt:
+        flagged["prompt"] = flagged["prompt"].fillna("")  # a frame joined with a plain run
+        groups = flagged.groupby(["prompt", "model"], sort=False)
+    else:
+        groups = flagged.groupby(["model"], sort=False)
+    for key, every in groups:
+        prompt, model = key if by_prompt else (None, key[0])
         dropped = every["_cancelled"].to_numpy(dtype=bool)
         g = every[~dropped]
         calls = len(g)
@@ -177,7 +190,8 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
             cost=("cost_usd", lambda s: s.sum() if s.notna().all() else float("nan")),
             passed=("passed", "sum"),
         )
-        model_seed = (seed * 1_000_003 + zlib.crc32(str(model).encode())) % 2**32
+        label = str(model) if prompt is None else f"{prompt}\x00{model}"
+        model_seed = (seed * 1_000_003 + zlib.crc32(label.encode())) % 2**32
         ci_low, ci_high = bootstrap_cost_per_success(
             per_task["cost"].to_numpy(dtype=float),
             per_task["passed"].to_numpy(dtype=float),
@@ -187,6 +201,7 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
         ok = g[g["status"] == "ok"]
         rows.append(
             {
+                **({"prompt": prompt} if by_prompt else {}),
                 "model": model,
                 "tasks": int(g["task_id"].nunique()),
                 "calls": calls,
@@ -208,7 +223,8 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
                 "cancelled_cost_usd": _spend(every["cost_usd"][dropped]),
             }
         )
-    return SummaryFrame(rows, columns=SUMMARY_COLUMNS)
+    columns = ["prompt", *SUMMARY_COLUMNS] if by_prompt else SUMMARY_COLUMNS
+    return SummaryFrame(rows, columns=columns)
 
 
 def by_task(df: pd.DataFrame) -> pd.DataFrame:
@@ -659,8 +675,13 @@ class SummaryFrame(_FormattedFrame):
 
     _tk_view = _SUMMARY_VIEW
 
+    def _tk_extra(self) -> list[str]:
+        return [c for c in super()._tk_extra() if c != "prompt"]
+
     def _tk_shown(self) -> list[_Column]:
         shown = self._tk_view
+        if "prompt" in self.columns:  # one row per (prompt, model): the prompt leads
+            shown = [("prompt", ("prompt",), lambda r: str(r["prompt"])), *shown]
         if len(self) and self["tasks"].nunique() == 1:  # said once, in the caption
             shown = [c for c in shown if c[0] != "tasks"]
         if not self["cancelled"].astype(bool).any():

@@ -11,7 +11,8 @@ from . import validate
 from .errors import ConfigError
 from .models import Model, check_models
 from .options import RunOptions
-from .record import CallRecord
+from .prompts import Prompt, variants
+from .record import CallRecord, lane
 from .runner import Cell, Observer, Runner, new_run_id, plan
 from .store import DEFAULT_STORE, Store, open_store
 from .tasks import Task, load_tasks
@@ -31,11 +32,12 @@ class Run:
     tasks: int = 0
     repeats: int = 1
     interrupted: bool = False
+    prompts: list[str] = field(default_factory=list)
 
     @property
     def planned(self) -> int:
-        """Calls the run planned: tasks x models x repeats."""
-        return self.tasks * len(self.models) * self.repeats
+        """Calls the run planned: tasks x prompt variants x models x repeats."""
+        return self.tasks * max(1, len(self.prompts)) * len(self.models) * self.repeats
 
     @property
     def df(self) -> pd.DataFrame:
@@ -54,6 +56,7 @@ class Run:
         ok = sum(r.status == "ok" for r in self.records)
         passed = sum(r.passed for r in self.records)
         where = f", store={self.store_path!r}" if self.store_path else ""
+        where = f", prompts={self.prompts}{where}" if self.prompts else where
         cut = f", interrupted: {len(self.records)} of {self.planned} planned" * self.interrupted
         return (
             f"Run({self.run_id!r}, calls={len(self.records)}, ok={ok}, passed={passed}, "
@@ -101,10 +104,15 @@ class Prepared:
     def names(self) -> list[str]:
         return [m.name for m in self.models]
 
+    @property
+    def lanes(self) -> list[str]:
+        """What the live displays show a row or panel for: each (prompt variant, model) pair,
+        prompt by prompt (the model aliases when there are no variants)."""
+        names = [p.name for p in self.options.prompts] or [None]
+        return [lane(p, m.name) for p in names for m in self.models]
 
-def prepare(
-    tasks: Any, models: Any, options: RunOptions, *, run_id: str | None = None
-) -> Prepared:
+
+def prepare(tasks: Any, models: Any, options: RunOptions, *, run_id: str | None = None) -> Prepared:
     """Check everything a user can get wrong, once, and plan the cells.
 
     Raises:
@@ -117,9 +125,12 @@ def prepare(
     for task in task_list:
         if task.schema is not None:
             validate.Schema.of(task.schema)
+    for prompt in options.prompts:  # a template a task cannot fill fails here, before any call
+        for task in task_list:
+            prompt.render(task, options.system)
     if options.name is None:
         options = replace(options, name=_default_name(tasks))
-    cells = plan(task_list, checked, options.repeats)
+    cells = plan(task_list, checked, options.repeats, options.prompts)
     return Prepared(run_id or new_run_id(), checked, task_list, cells, options)
 
 
@@ -151,6 +162,7 @@ async def execute(prepared: Prepared, observers: Sequence[Observer] = ()) -> Run
         prepared.names,
         len(prepared.tasks),
         options.repeats,
+        prompts=[p.name or "" for p in options.prompts],
     )
 
 
@@ -172,6 +184,7 @@ async def arun(
     threshold: float = 1.0,
     reask: int = 0,
     structured: bool | None = None,
+    prompts: Any = None,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -179,6 +192,7 @@ async def arun(
     ``run_id`` to choose the id the run is logged under.
     """
     options = RunOptions.of(
+        prompts=prompts,
         repeats=repeats,
         concurrency=concurrency,
         schema=schema,
@@ -202,24 +216,56 @@ def _default_name(tasks: Any) -> str:
     return "run"
 
 
+def compare_task(
+    prompt: Any, vars: dict[str, Any] | None = None
+) -> tuple[Task, tuple[Prompt, ...]]:
+    """The one task ``tk.compare`` asks, and its prompt variants (none for a plain prompt).
+
+    ``prompt`` is a string (with ``vars``: a template filled from them), or prompt variants
+    (a dict ``name -> template | tk.Prompt``, a list, one ``tk.Prompt``) filled from ``vars``.
+    """
+    if vars is not None and not isinstance(vars, dict):
+        raise ConfigError(f"vars must be a dict of field -> value, got {type(vars).__name__}.")
+    fields = dict(vars or {})
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise ConfigError(
+                "prompt must be a non-empty string; to run several prompts as tasks use tk.run."
+            )
+        if vars is None:
+            return Task(id="prompt", prompt=prompt), ()
+        text = Prompt(prompt).render(Task(id="prompt", metadata=fields))[-1]["content"]
+        return Task(id="prompt", prompt=text, metadata=fields), ()
+    if isinstance(prompt, dict | list | tuple | Prompt):
+        return Task(id="prompt", metadata=fields), tuple(variants(prompt))
+    raise ConfigError(
+        "tk.compare takes a prompt string, or prompt variants (a dict of name -> template, a "
+        f"list of templates, a tk.Prompt) with vars={{...}}; got {type(prompt).__name__}."
+    )
+
+
 def prepare_compare(
-    prompt: str, models: Any, options: RunOptions, *, run_id: str | None = None
+    prompt: Any,
+    models: Any,
+    options: RunOptions,
+    *,
+    vars: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> Prepared:
-    """``prepare`` for one prompt sent to every model at once (all in flight together)."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ConfigError(
-            "prompt must be a non-empty string; to run several prompts as tasks use tk.run."
-        )
-    task = Task(id="prompt", prompt=prompt)
+    """``prepare`` for one prompt (or its variants) sent to every model at once."""
+    task, prompts = compare_task(prompt, vars)
+    if prompts:
+        options = replace(options, prompts=prompts)
     prepared = prepare([task], models, replace(options, repeats=1, name="compare"), run_id=run_id)
     prepared.options = replace(prepared.options, concurrency=len(prepared.cells))
     return prepared
 
 
 async def acompare(
-    prompt: str,
+    prompt: Any,
     models: Sequence[Model],
     *,
+    vars: dict[str, Any] | None = None,
     schema: Any = None,
     system: str | None = None,
     store: str | Path | Store | bool | None = None,
@@ -231,7 +277,8 @@ async def acompare(
     reask: int = 0,
     structured: bool | None = None,
 ) -> pd.DataFrame:
-    """Send one prompt to every model at once; one DataFrame row per model.
+    """Send one prompt (or each prompt variant) to every model at once; one DataFrame row per
+    model (per variant and model).
 
     The async form of ``tk.compare`` (which adds the live panels).
     """
@@ -245,7 +292,8 @@ async def acompare(
         reask=reask,
         structured=structured,
     )
-    result = await execute(prepare_compare(prompt, models, options, run_id=run_id), observers)
+    prepared = prepare_compare(prompt, models, options, vars=vars, run_id=run_id)
+    result = await execute(prepared, observers)
     return result.df
 
 

@@ -21,6 +21,7 @@ from .errors import ErrorKind, redact
 from .events import Event, StreamError, Usage
 from .models import Model
 from .pricing import AttemptUsage
+from .prompts import Prompt
 from .record import CallRecord, Status
 from .tasks import Task
 
@@ -163,6 +164,7 @@ class CallBuilder:
         model: the model called.
         task_id, repeat, seq, call_id, expected: the planned cell's identity.
         messages: the first request's messages (for the prompt-token estimate).
+        prompt: the prompt variant the messages were rendered from, if any.
         max_retry_after_s: a Retry-After above this was not waited for (said in the message).
     """
 
@@ -177,8 +179,10 @@ class CallBuilder:
         call_id: str,
         messages: list[dict[str, Any]],
         max_retry_after_s: float,
+        prompt: Prompt | None = None,
     ) -> None:
         self.run_id = run_id
+        self.prompt = prompt
         self.model = model
         self.task = task
         self.repeat = repeat
@@ -303,6 +307,8 @@ class CallBuilder:
             expected=self.task.expected,
             refusal=refusal,
             cache_write_tokens=sum(u.cache_write_tokens for u in billed) if billed else None,
+            prompt=self.prompt.name if self.prompt is not None else None,
+            prompt_hash=self.prompt.hash if self.prompt is not None else None,
         )
 
 

@@ -386,7 +386,7 @@ class LiveDisplay:
     def on_event(self, cell: Cell, event: Event) -> None:
         if self._own_tally:
             self.tally.on_event(cell, event)
-        name = cell.model.name
+        name = cell.lane
         if event.kind == "started":
             self.current[name] = cell.call_id
             self.text[name] = []
@@ -401,7 +401,7 @@ class LiveDisplay:
         verdict = "passed" if record.passed else (record.error_kind or "failed")
         speed = f"{record.tokens_per_s:.0f} tok/s" if record.tokens_per_s else "-"
         ttft = f"TTFT {record.ttft_s:.2f}s" if record.ttft_s is not None else "TTFT -"
-        self.footer[cell.model.name] = f"{record.task_id}: {verdict}  {ttft}  {speed}"
+        self.footer[cell.lane] = f"{record.task_id}: {verdict}  {ttft}  {speed}"
 
     def __rich__(self) -> Any:
         from rich.columns import Columns

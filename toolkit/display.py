@@ -93,6 +93,7 @@ def _interrupted(prepared: Prepared, collector: _Collector) -> RunInterrupted:
         len(prepared.tasks),
         options.repeats,
         interrupted=True,
+        prompts=[p.name or "" for p in options.prompts],
     )
     _keep(run)
     _one_line_in_ipython()
@@ -119,9 +120,10 @@ def _one_line_in_ipython() -> None:
 
 
 def compare(
-    prompt: str,
+    prompt: Any,
     models: Sequence[Model],
     *,
+    vars: dict[str, Any] | None = None,
     schema: Any = None,
     system: str | None = None,
     store: str | Path | Store | bool | None = None,
@@ -135,9 +137,16 @@ def compare(
 ) -> pd.DataFrame:
     """Send one prompt to every model at once and watch them answer; one row per model.
 
+    With prompt variants (``tk.compare({"terse": "...{question}", "steps": tk.Prompt(...)},
+    models, vars={"question": "What is 17*23?"})``) every variant goes to every model at once:
+    a live grid of one row per variant and one column per model, one DataFrame row per pair.
+
     Args:
-        prompt: the user message.
+        prompt: the user message; or prompt variants: a dict ``name -> template | tk.Prompt``,
+            a list of them, or one ``tk.Prompt``.
         models: the ``tk.Model`` objects to compare.
+        vars: the fields the templates' ``{placeholders}`` are filled from (a plain prompt
+            string is then a template too).
         schema: a pydantic model class or JSON Schema dict the answer must fit.
         system: an optional system prompt.
         store: the SQLite file to log to (default ``./streambench.db``); ``False`` for none.
@@ -159,13 +168,19 @@ def compare(
         reask=reask,
         structured=structured,
     )
-    prepared = prepare_compare(prompt, models, options)  # mistakes raise here, before any UI
-    tally = Tally(prepared.names, len(prepared.cells))  # the one live count every face reads
+    # mistakes raise here, before any UI
+    prepared = prepare_compare(prompt, models, options, vars=vars)
+    tally = Tally(prepared.lanes, len(prepared.cells))  # the one live count every face reads
     view = None
     if _widgets(live):
         from .widgets import PanelsView
 
-        view = PanelsView(prepared.models, tally=tally)
+        view = PanelsView(
+            prepared.models,
+            tally=tally,
+            lanes=prepared.lanes,
+            rows=max(1, len(prepared.options.prompts)),
+        )
         view.show()  # close() swaps the live output for its static HTML
     collector = _Collector()
     watchers = [*observers, collector, tally, *([view] if view is not None else [])]
@@ -198,6 +213,7 @@ def run(
     threshold: float = 1.0,
     reask: int = 0,
     structured: bool | None = None,
+    prompts: Any = None,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -227,6 +243,11 @@ def run(
             re-ask's tokens and cost count for the same task.
         structured: ask every endpoint for schema-constrained output (``response_format``);
             default: only models created with ``structured=True`` (local models are).
+        prompts: prompt variants, an axis beside the models: a dict ``name -> template |
+            tk.Prompt`` (or a list). Each ``{field}`` of a template is filled from the task
+            (its ``prompt``/``input``, ``id``, metadata and extra fields); every task is asked in
+            every variant of every model. Rows carry ``prompt`` and ``prompt_hash``, the summary
+            groups by prompt and model, ``df.tk.paired(a, b, by="prompt")`` compares two.
 
     Returns:
         A :class:`Run`; ``run.df`` is the per-call DataFrame. Failed calls are rows, not errors.
@@ -235,6 +256,7 @@ def run(
         ``KeyboardInterrupt``) whose ``.run`` is the partial run, also ``tk.last_run()``.
     """
     options = RunOptions.of(
+        prompts=prompts,
         repeats=repeats,
         concurrency=concurrency,
         schema=schema,
@@ -250,13 +272,13 @@ def run(
     )
     prepared = prepare(tasks, models, options)  # mistakes raise here, before any UI
     total = len(prepared.cells)
-    tally = Tally(prepared.names, total)  # the one live count every face reads
+    tally = Tally(prepared.lanes, total)  # the one live count every face reads
     view: Any = None
     progress: Any = None
     if _widgets(live):
         from .widgets import DashboardView
 
-        view = DashboardView(prepared.names, total, tally=tally)
+        view = DashboardView(prepared.lanes, total, tally=tally)
         view.show()  # close() swaps the live output for its static HTML
     elif live is not False and not in_notebook_kernel() and sys.stderr.isatty():
         from rich.console import Console

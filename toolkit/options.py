@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .prompts import Prompt
     from .store import Store
     from .validate import Schema
 
@@ -34,6 +35,7 @@ class RunOptions:
         threshold: a call passes when its score is at least this.
         reask: with a schema, how many times validation errors are sent back.
         structured: ask every endpoint for schema-constrained output (None: per model).
+        prompts: the prompt variants every task is asked in (empty: the tasks' own prompts).
     """
 
     repeats: int = 1
@@ -48,6 +50,7 @@ class RunOptions:
     threshold: float = 1.0
     reask: int = 0
     structured: bool | None = None
+    prompts: tuple[Prompt, ...] = ()
 
     @classmethod
     def of(
@@ -65,6 +68,7 @@ class RunOptions:
         threshold: float = 1.0,
         reask: int = 0,
         structured: bool | None = None,
+        prompts: Any = None,
     ) -> RunOptions:
         """Check the user's arguments and compile what needs compiling (schema, scorer).
 
@@ -72,6 +76,7 @@ class RunOptions:
             ConfigError: an argument that cannot be used, naming the fix.
         """
         from . import scoring, validate
+        from .prompts import variants
 
         for label, value, low in (
             ("repeats", repeats, 1),
@@ -102,6 +107,7 @@ class RunOptions:
             threshold=float(threshold),
             reask=reask,
             structured=structured,
+            prompts=tuple(variants(prompts)),
         )
 
 

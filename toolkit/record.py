@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ErrorKind
 
-RECORD_VERSION = 3
-"""2: adds ``refusal``; 3: adds ``cache_write_tokens``. Older records load with the defaults
-(``refusal=""``, ``cache_write_tokens=None``: not reported)."""
+RECORD_VERSION = 4
+"""2: adds ``refusal``; 3: adds ``cache_write_tokens``; 4: adds ``prompt``, ``prompt_hash``.
+Older records load with the defaults (``refusal=""``, ``cache_write_tokens=None``: not
+reported; ``prompt=None``: the run had no prompt variants)."""
 
 Status = Literal["ok", "error", "skipped_budget"]
 
@@ -73,6 +74,20 @@ class CallRecord(BaseModel):
         description="prompt tokens written to the provider's cache (Anthropic's cache "
         "creation), part of input_tokens like cached_tokens; summed over billed attempts",
     )
+    prompt: str | None = Field(
+        default=None,
+        description="the prompt variant's name (tk.run(prompts=...)); None without variants",
+    )
+    prompt_hash: str | None = Field(
+        default=None,
+        description="a hash of the variant's texts: a name reused for a changed text differs",
+    )
 
 
 COLUMNS: tuple[str, ...] = tuple(CallRecord.model_fields)
+
+
+def lane(prompt: str | None, model: str) -> str:
+    """What a live display shows one (prompt variant, model) pair as: the model's alias, or
+    ``"prompt · model"`` when the run has prompt variants."""
+    return model if prompt is None else f"{prompt} · {model}"

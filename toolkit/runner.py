@@ -30,8 +30,9 @@ from .errors import ConfigError, ProviderError
 from .events import Event, StreamError
 from .models import Model
 from .options import RunOptions
+from .prompts import Prompt
 from .providers import _http
-from .record import CallRecord
+from .record import CallRecord, lane
 from .store import Store
 from .tasks import Task
 
@@ -61,13 +62,19 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Cell:
-    """One planned call: a task, a model, a repeat."""
+    """One planned call: a task, a model, a repeat, and the prompt variant (if any)."""
 
     task: Task
     model: Model
     repeat: int
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     seq: int = 0
+    prompt: Prompt | None = None
+
+    @property
+    def lane(self) -> str:
+        """The (prompt, model) pair a live display shows this call under (``record.lane``)."""
+        return lane(self.prompt.name if self.prompt is not None else None, self.model.name)
 
 
 class Observer(Protocol):
@@ -92,10 +99,17 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
 
 
-def plan(tasks: Sequence[Task], models: Sequence[Model], repeats: int) -> list[Cell]:
-    """Cells in the order they start: each task on every model before the next task."""
-    order = ((t, m, r) for r in range(repeats) for t in tasks for m in models)
-    return [Cell(t, m, r, seq=i) for i, (t, m, r) in enumerate(order)]
+def plan(
+    tasks: Sequence[Task],
+    models: Sequence[Model],
+    repeats: int,
+    prompts: Sequence[Prompt] = (),
+) -> list[Cell]:
+    """Cells in the order they start: each task on every prompt variant and every model
+    before the next task (so a run cut short has compared the variants on the same tasks)."""
+    variants: Sequence[Prompt | None] = prompts or (None,)
+    order = ((t, p, m, r) for r in range(repeats) for t in tasks for p in variants for m in models)
+    return [Cell(t, m, r, seq=i, prompt=p) for i, (t, p, m, r) in enumerate(order)]
 
 
 class Runner:
@@ -208,6 +222,7 @@ class Runner:
             call_id=cell.call_id,
             messages=self._messages(cell, schema),
             max_retry_after_s=self.retry.max_retry_after_s,
+            prompt=cell.prompt,
         )
         checked: list[tuple[bool | None, list[str]]] = []  # the last answer's schema check
 
@@ -245,10 +260,23 @@ class Runner:
                 _observer_failed(observer, exc)
 
     def _messages(self, cell: Cell, schema: validate.Schema | None) -> list[dict[str, Any]]:
-        system = self.system
+        """The first request's messages: the task's (or its prompt variant's, rendered), with
+        the schema's instruction added to the system message."""
+        if cell.prompt is None:
+            system = self.system
+            if schema is not None:
+                instruction = schema.instruction()
+                system = f"{system}\n\n{instruction}" if system else instruction
+            return cell.task.to_messages(system)
+        messages = cell.prompt.render(cell.task, self.system)
         if schema is not None:
-            system = f"{system}\n\n{schema.instruction()}" if system else schema.instruction()
-        return cell.task.to_messages(system)
+            instruction = schema.instruction()
+            if messages[0]["role"] == "system":
+                first = messages[0]
+                messages[0] = {**first, "content": f"{first['content']}\n\n{instruction}"}
+            else:
+                messages.insert(0, {"role": "system", "content": instruction})
+        return messages
 
     def _scorer_for(self, cell: Cell) -> Any:
         """The run's scorer (an explicit argument wins), else the task's, else automatic

@@ -132,7 +132,9 @@ class Store:
         ``calls`` counts every logged row; of those, ``done`` ran to an outcome and
         ``cancelled`` were cut by an interrupt (``error_kind="cancelled"``). A run interrupted
         reads e.g. planned_calls 72, calls 48, done 40, cancelled 8: 24 never started.
-        ``cost_usd`` is all the run was billed, cancelled calls included.
+        ``cost_usd`` is all the run was billed, cancelled calls included. ``prompts`` lists
+        the prompt variants its calls used, as ``name#hash`` (empty without variants): a name
+        reused for a changed text shows as another hash.
         """
         import pandas as pd
 
@@ -141,7 +143,9 @@ class Store:
                 "SELECT r.run_id, r.created_at, r.finished_at, r.name, r.models, r.n_tasks, "
                 "r.repeats, r.n_planned, COUNT(c.call_id), COALESCE(SUM(c.passed), 0), "
                 "SUM(c.cost_usd), COALESCE(SUM(c.status = 'error' AND "
-                "json_extract(c.record, '$.error_kind') = 'cancelled'), 0) "
+                "json_extract(c.record, '$.error_kind') = 'cancelled'), 0), "
+                "GROUP_CONCAT(DISTINCT json_extract(c.record, '$.prompt') || '#' || "
+                "json_extract(c.record, '$.prompt_hash')) "
                 "FROM runs r LEFT JOIN calls c ON c.run_id = r.run_id "
                 "GROUP BY r.run_id ORDER BY r.created_at"
             ).fetchall()
@@ -160,13 +164,16 @@ class Store:
             # Added columns (never rename the ones above).
             "done",
             "cancelled",
+            "prompts",
         ]
         data: list[list[Any]] = []
         for row in rows:
             values = list(row)
             values[4] = orjson.loads(values[4])
+            used = values.pop()
+            prompts = sorted(used.split(",")) if used else []
             cancelled = values.pop()
-            data.append([*values, values[8] - cancelled, cancelled])
+            data.append([*values, values[8] - cancelled, cancelled, prompts])
         df = pd.DataFrame(data, columns=columns)
         for col in ("created_at", "finished_at"):
             df[col] = pd.to_datetime(df[col], utc=True)

@@ -61,8 +61,9 @@ class Tally:
     """Counts a run as it goes; pass it as an observer (before the faces that read it).
 
     Args:
-        models: the aliases, in display order.
-        planned: calls planned (tasks x models x repeats).
+        models: the rows, in display order: the model aliases, or with prompt variants each
+            (prompt, model) pair as ``"prompt · model"`` (``Cell.lane``).
+        planned: calls planned (tasks x prompt variants x models x repeats).
     """
 
     def __init__(self, models: list[str], planned: int) -> None:
@@ -94,7 +95,7 @@ class Tally:
         self.done += 1
         self.spend += record.cost_usd or 0.0
         self.retries += max(0, record.attempts - 1)
-        model = self.per_model.setdefault(record.model, ModelTally())
+        model = self.per_model.setdefault(cell.lane, ModelTally())  # per (prompt, model)
         if record.error_kind == "cancelled":  # the user stopped it: no failure of the model
             self.cancelled += 1
             model.cancelled += 1
@@ -111,7 +112,7 @@ class Tally:
             model.errors += 1
             self.failures.appendleft(
                 {
-                    "model": record.model,
+                    "model": cell.lane,
                     "task_id": record.task_id,
                     "error_kind": record.error_kind,
                     "message": (record.error_message or "")[:140],

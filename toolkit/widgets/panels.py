@@ -187,19 +187,22 @@ def static_html(
     texts: list[str],
     reasonings: list[str],
     footers: list[dict[str, Any]],
+    columns: int | None = None,
 ) -> str:
     """The final panels as self-contained HTML: inline styles only (a reopened notebook has no
-    widget CSS, and sanitizers drop ``<style>``), every model string escaped."""
+    widget CSS, and sanitizers drop ``<style>``), every model string escaped. ``columns``: a
+    fixed grid of that many columns (prompt variants x models), else rows as even as fit."""
     n = len(panels)
     # A plain column count first: a sanitizer that rejects the clamp() form keeps that one.
     grid = _style(
         display="grid",
-        grid_template_columns=f"repeat({even_columns(n, MAX_COLUMNS)}, minmax(0, 1fr))",
+        grid_template_columns=f"repeat({columns or even_columns(n, MAX_COLUMNS)}, minmax(0, 1fr))",
         gap=f"{GAP_PX}px",
         font_family="var(--jp-ui-font-family, sans-serif)",
         margin="0",
     )
-    grid += f";grid-template-columns:{grid_columns(n)}"
+    if columns is None:
+        grid += f";grid-template-columns:{grid_columns(n)}"
     out = [f'<div class="sbs-panels" data-streambench="panels" style="{grid}">']
     for i, panel in enumerate(panels):
         footer = footers[i] if i < len(footers) else {}
@@ -357,26 +360,45 @@ class PanelsView:
     Args:
         models: the models, one panel each, in order.
         interval: seconds between flushes (0.05 = at most 20 messages a second).
+        tally: the run's live count (live cost); without one the view keeps its own.
+        lanes: with prompt variants, one panel per (prompt, model) pair (``Cell.lane``),
+            prompt by prompt; ``rows`` of them, one column per model, make a grid.
     """
 
     def __init__(
-        self, models: list[Model], interval: float = 0.05, tally: Tally | None = None
+        self,
+        models: list[Model],
+        interval: float = 0.05,
+        tally: Tally | None = None,
+        *,
+        lanes: list[str] | None = None,
+        rows: int = 1,
     ) -> None:
         self.models = models
+        names = lanes or [m.name for m in models]
+        n = len(names)
         # Live cost comes from the run's tally (the runner tells it first); without one, a
         # tally of our own that this view feeds.
         self._own_tally = tally is None
         self._finished = False  # a call ended since the footers state was last synced
-        self.tally = tally if tally is not None else Tally([m.name for m in models], len(models))
-        self.index = {m.name: i for i, m in enumerate(models)}
+        self.tally = tally if tally is not None else Tally(names, n)
+        self.index = {name: i for i, name in enumerate(names)}
+        # A grid keeps each prompt's row and each model's column, at any width.
+        self.grid_columns = len(models) if rows > 1 else None
         self.widget = ComparePanels(
-            panels=[{"name": m.name, "provider": m.provider} for m in models],
-            texts=[""] * len(models),
-            reasonings=[""] * len(models),
-            footers=[{"status": "waiting"} for _ in models],
-            columns=grid_columns(len(models)),
+            panels=[
+                {"name": name, "provider": models[i % len(models)].provider}
+                for i, name in enumerate(names)
+            ],
+            texts=[""] * n,
+            reasonings=[""] * n,
+            footers=[{"status": "waiting"} for _ in names],
+            columns=(
+                f"repeat({self.grid_columns}, minmax(0, 1fr))"
+                if self.grid_columns
+                else grid_columns(n)
+            ),
         )
-        n = len(models)
         self._text: list[list[str]] = [[] for _ in range(n)]
         self._reasoning: list[list[str]] = [[] for _ in range(n)]
         self._footer: list[dict[str, Any]] = [{"status": "waiting"} for _ in range(n)]
@@ -406,7 +428,7 @@ class PanelsView:
     def on_event(self, cell: Cell, event: Event) -> None:
         if self._own_tally:
             self.tally.on_event(cell, event)
-        i = self.index.get(cell.model.name)
+        i = self.index.get(cell.lane)
         if i is None:
             return
         kind = event.kind
@@ -454,7 +476,7 @@ class PanelsView:
         self._finished = True
         if self._own_tally:
             self.tally.on_record(cell, record)
-        i = self.index.get(cell.model.name)
+        i = self.index.get(cell.lane)
         if i is None:
             return
         self._live_cells.pop(i, None)
@@ -568,7 +590,9 @@ class PanelsView:
         panels = list(self.widget.panels)
         return {
             "text/plain": static_text(panels, texts, self._footer),
-            "text/html": static_html(panels, texts, reasonings, self._footer),
+            "text/html": static_html(
+                panels, texts, reasonings, self._footer, columns=self.grid_columns
+            ),
         }
 
     def close(self) -> None:
