@@ -232,3 +232,30 @@ def test_the_dashboard_leaderboard_has_a_row_per_prompt_and_model(
         f"{p} · {m.name}" for p in PROMPTS for m in sim_models
     }
     assert rows[f"terse · {sim_models[0].name}"]["calls"] == 36
+
+
+def test_a_rows_vars_are_template_variables() -> None:
+    [task] = load_tasks(
+        [
+            {
+                "id": "v",
+                "prompt": "plain",
+                "vars": {"ticket": "Card charged twice", "tier": "pro", "id": "x"},
+            }
+        ]
+    )
+    assert task.vars["ticket"] == "Card charged twice" and "ticket" not in task.metadata
+    text = Prompt("[{tier}] {ticket} ({id})").render(task)[0]["content"]
+    assert text == "[pro] Card charged twice (x)"  # vars win over the task's own fields
+    with pytest.raises(tk.DatasetError, match="'vars' must be an object"):
+        load_tasks([{"id": "v", "prompt": "p", "vars": ["ticket"]}])
+
+
+def test_the_triage_set_is_built_for_prompt_testing() -> None:
+    tasks = load_tasks("triage")
+    assert len(tasks) >= 30
+    assert all({"ticket", "channel", "tier"} <= set(t.vars) for t in tasks)
+    assert all(t.expected in t.scorer["options"] for t in tasks)
+    labelled = Prompt("Route to billing, shipping, technical, account, refund or other: {ticket}")
+    for task in tasks:
+        assert task.vars["ticket"] in labelled.render(task)[0]["content"]

@@ -234,10 +234,10 @@ def compare_task(
             )
         if vars is None:
             return Task(id="prompt", prompt=prompt), ()
-        text = Prompt(prompt).render(Task(id="prompt", metadata=fields))[-1]["content"]
-        return Task(id="prompt", prompt=text, metadata=fields), ()
+        text = Prompt(prompt).render(Task(id="prompt", vars=fields))[-1]["content"]
+        return Task(id="prompt", prompt=text, vars=fields), ()
     if isinstance(prompt, dict | list | tuple | Prompt):
-        return Task(id="prompt", metadata=fields), tuple(variants(prompt))
+        return Task(id="prompt", vars=fields), tuple(variants(prompt))
     raise ConfigError(
         "tk.compare takes a prompt string, or prompt variants (a dict of name -> template, a "
         f"list of templates, a tk.Prompt) with vars={{...}}; got {type(prompt).__name__}."

@@ -2,9 +2,9 @@
 
 A ``Prompt`` is a template (``"Answer with the number only.\\n{question}"``) or a list of chat
 messages whose contents are templates (a system turn, few-shot turns), with an optional system
-text. ``{name}`` placeholders are filled from the task: its ``prompt`` (also ``{input}``), its
-``id``, and every other field it has (``metadata``, and the extra keys of a dataset row, which
-land there). ``{{`` and ``}}`` are literal braces.
+text. ``{name}`` placeholders are filled from the task: its ``vars`` (a dataset row's
+template variables), its ``prompt`` (also ``{input}``), its ``id``, and its ``metadata`` (with
+the extra keys of a dataset row, which land there). ``{{`` and ``}}`` are literal braces.
 
 Rendering is safe for untrusted dataset values: a placeholder is a bare name, never an
 attribute, an index, a conversion or a format spec (``str.format`` would allow
@@ -197,8 +197,9 @@ class Prompt:
 
 
 def task_fields(task: Task) -> dict[str, Any]:
-    """What a template can name for ``task``: its metadata (with a dataset row's extra keys),
-    ``id``, and ``prompt`` / ``input`` (the prompt, else the last user message)."""
+    """What a template can name for ``task``: its ``vars``, ``prompt`` / ``input`` (the prompt,
+    else the last user message), ``id``, and its metadata (with a dataset row's extra keys);
+    in that order of precedence."""
     values: dict[str, Any] = {k: v for k, v in task.metadata.items() if isinstance(k, str)}
     text = task.prompt
     if text is None and task.messages:
@@ -207,6 +208,7 @@ def task_fields(task: Task) -> dict[str, Any]:
     if text is not None:
         values["prompt"] = values["input"] = text
     values["id"] = task.id
+    values.update(task.vars)
     for hidden in _HIDDEN:
         values.pop(hidden, None)
     return values

@@ -19,6 +19,7 @@ _KNOWN_FIELDS = {
     "schema",
     "scorer",
     "metadata",
+    "vars",
 }
 
 
@@ -34,6 +35,8 @@ class Task:
     schema: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
     scorer: Any = None
+    # Template variables of prompt variants (tk.Prompt): {name} placeholders, beside metadata.
+    vars: dict[str, Any] = field(default_factory=dict)
 
     def to_messages(self, system: str | None = None) -> list[dict[str, Any]]:
         """The chat messages for this task, with ``system`` (the task's own wins) first."""
@@ -87,6 +90,12 @@ def _from_dict(row: dict[str, Any], index: int, where: str) -> Task:
         raise DatasetError(
             f"{where}: 'messages' must be a list of {{'role': ..., 'content': ...}}."
         )
+    variables = row.get("vars") or {}
+    if not isinstance(variables, dict) or not all(isinstance(k, str) for k in variables):
+        raise DatasetError(
+            f"{where}: 'vars' must be an object of name -> value (the template variables of "
+            f'prompt variants), e.g. {{"ticket": "...", "tier": "pro"}}.'
+        )
     metadata = dict(row.get("metadata") or {})
     metadata.update({k: v for k, v in row.items() if k not in _KNOWN_FIELDS})
     expected = row.get("expected")
@@ -99,6 +108,7 @@ def _from_dict(row: dict[str, Any], index: int, where: str) -> Task:
         schema=row.get("schema"),
         metadata=metadata,
         scorer=row.get("scorer"),
+        vars=dict(variables),
     )
 
 
