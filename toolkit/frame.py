@@ -113,5 +113,35 @@ class ToolkitAccessor:
                 )
         return cascade(self._df, models, escalate_on=escalate_on)  # type: ignore[arg-type]
 
+    def paired(
+        self,
+        a: str,
+        b: str | list[str],
+        *,
+        by: str = "model",
+        per: str | None = None,
+        seed: int = 0,
+        n_boot: int = 10_000,
+    ) -> pd.DataFrame:
+        """Did ``a`` beat ``b`` on the same calls? One row per ``(a, b)`` compared (``b`` may
+        be a list): ``a, b, n_pairs, a_only, b_only, both, neither, excluded, success_diff,
+        success_diff_ci_low, success_diff_ci_high, p_value, cost_per_success_diff,
+        cost_per_success_diff_ci_low, cost_per_success_diff_ci_high, verdict``.
+
+        A pair is ``a``'s and ``b``'s call on the same task and repeat and the same value of
+        the other axis (``by="model"``: same prompt; ``by="prompt"``: same model). Differences
+        are ``a - b``; intervals are 95% paired bootstraps over pairs (seeded); ``p_value`` is
+        McNemar's exact test. Pairs with a cancelled or skipped call are left out and counted
+        in ``excluded``; a failed call counts as not passed. ``per`` (the other axis) gives one
+        row per value of it, in a leading column, instead of pooling. See
+        :mod:`toolkit.paired` for every definition.
+
+        Example:
+            >>> run.df.tk.paired("steps", "terse", by="prompt", per="model")
+        """
+        from .paired import paired
+
+        return paired(self._df, a, b, by=by, per=per, seed=seed, n_boot=n_boot)
+
 
 __all__ = ["ToolkitAccessor", "summarize", "to_frame"]
