@@ -11,6 +11,7 @@ footer are still there, and exports it with nbconvert. Screenshots go to tests/a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -130,12 +131,20 @@ def free_port() -> int:
 
 @pytest.fixture()
 def lab(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
-    """JupyterLab on a free loopback port with its own config, data and runtime folders."""
-    work = tmp_path / "work"
-    work.mkdir()
+    """JupyterLab on the quickstart with the outcomes cell added at its end."""
     book = nbformat.read(NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
     book.cells.append(nbformat.v4.new_code_cell(OUTCOMES_CELL))  # type: ignore[no-untyped-call]
-    nbformat.write(book, work / NOTEBOOK.name)  # type: ignore[no-untyped-call]
+    with jupyterlab(tmp_path, book, NOTEBOOK.name) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def jupyterlab(tmp_path: Path, book: Any, name: str) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """JupyterLab on a free loopback port with its own config, data and runtime folders,
+    serving a folder that holds ``book`` as ``name``; stopped when the block ends."""
+    work = tmp_path / "work"
+    work.mkdir()
+    nbformat.write(book, work / name)  # type: ignore[no-untyped-call]
     home = tmp_path / "jhome"
     env = {
         **os.environ,
@@ -538,3 +547,81 @@ def test_static_panels_fill_even_rows_for_1_to_12_models(tmp_path: Path) -> None
             assert max(group["widths"]) - min(group["widths"]) < 1, (width, n)
             filled = columns * group["widths"][0] + (columns - 1) * GAP_PX
             assert abs(filled - group["width"]) < 2, (width, n, filled)
+
+
+GRID_NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "04_prompt_testing.ipynb"
+
+
+def test_prompt_grid_streams_live(tmp_path: Path) -> None:
+    """notebooks/04_prompt_testing.ipynb's live grid in JupyterLab: its setup and compare cells
+    (the simulator slowed down, so the streams can be watched), one row per prompt variant and
+    one column per model, streaming at once; then the static grid that replaces it."""
+    from playwright.sync_api import sync_playwright
+
+    book = nbformat.read(GRID_NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
+    code = [c for c in book.cells if c.cell_type == "code"]
+    setup, grid = code[0], code[1]
+    assert "tk.compare(prompts, models" in grid.source
+    setup.source = setup.source.replace("speed=4", "speed=0.3")
+    assert "speed=0.3" in setup.source
+    book.cells = [setup, grid, nbformat.v4.new_code_cell("sim.stop()")]  # type: ignore[no-untyped-call]
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    with jupyterlab(tmp_path, book, GRID_NOTEBOOK.name) as (url, _, _), sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium"),
+            executable_path=CHROMIUM,
+            headless=True,
+            viewport={"width": 1400, "height": 1000},
+            args=BROWSER_ARGS,
+        )
+        try:
+            page = context.pages[0]
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{url}/lab/tree/{GRID_NOTEBOOK.name}?reset&token={TOKEN}")
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+            page.click('.lm-MenuBar-itemLabel:text-is("Run")')
+            page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+            wait_until(
+                page,
+                """() => {
+                    const ps = [...document.querySelectorAll('.sb-panel')];
+                    return ps.length === 6 && ps.filter(p => p.dataset.state === 'streaming'
+                        && p.querySelector('.sb-text').textContent.length > 5).length >= 3;
+                }""",
+                "three panels of the grid streaming at once",
+                timeout=90_000,
+                polling=20,
+            )
+            page.locator(".sb-panels").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "browser-prompt-grid-streaming.png"))
+            live = page.evaluate(DESCRIBE, "sb")
+            wait_until(
+                page,
+                "() => document.querySelectorAll('.sbs-panels').length === 1"
+                " && !document.querySelector('.sb-panels')",
+                "the static grid once every call ended",
+                timeout=120_000,
+            )
+            final = page.evaluate(DESCRIBE, "sbs")
+            page.locator(".sbs-panels").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "browser-prompt-grid-final.png"))
+        finally:
+            context.close()
+
+    assert not errors, errors
+    models = ["gpt-5-mini", "gemini-2.5-flash", "claude-sonnet-4.5"]
+    names = [f"{prompt} · {model}" for prompt in ("terse", "steps") for model in models]
+    for groups in (live, final):
+        assert len(groups) == 1
+        panels = groups[0]["panels"]
+        assert [p["name"] for p in panels] == names
+        # a grid: two rows (the prompts) of three equal columns (the models), aligned
+        tops = sorted({p["top"] for p in panels})
+        assert len(tops) == 2, tops
+        lefts = [round(p["left"]) for p in panels]
+        assert lefts[:3] == lefts[3:] and len(set(lefts)) == 3, lefts
+        widths = [p["width"] for p in panels]
+        assert max(widths) - min(widths) < 1.5, widths
+    assert all(p["text"] for p in final[0]["panels"])
+    assert all(p["foot"][0] == "ok" for p in final[0]["panels"])

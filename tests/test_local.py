@@ -215,3 +215,31 @@ def test_easy_set_tells_the_two_real_models_apart(smollm: tk.Model, gemma: tk.Mo
     passed = run.df.groupby("model")["passed"].sum()
     assert passed["smollm2-135m"] >= 12
     assert passed["smollm2-135m"] > passed["gemma3-270m"]
+
+
+def test_prompt_testing_notebook_runs_on_the_real_local_models(
+    installed: None, tmp_path: os.PathLike[str]
+) -> None:
+    """notebooks/04_prompt_testing.ipynb with ``BACKEND = "local"``: the grid, the run, the
+    paired verdicts, a judge (the 270M model) and the re-scores, on llama.cpp."""
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    source = Path(__file__).parent.parent / "notebooks" / "04_prompt_testing.ipynb"
+    book = nbformat.read(source, as_version=4)  # type: ignore[no-untyped-call]
+    setup = book.cells[1]
+    assert 'BACKEND = "sim"' in setup.source
+    setup.source = setup.source.replace('BACKEND = "sim"', 'BACKEND = "local"', 1)
+    NotebookClient(
+        book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = [o for c in book.cells if c.cell_type == "code" for o in c.outputs]
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, errors[0]["evalue"] if errors else ""
+    shown = "".join(o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in outputs)
+    for name in ("terse · smollm2-135m", "steps · gemma3-270m"):
+        assert name in shown
+    assert "cost to evaluate" in shown  # the judged run's summary
+    assert "rescore of" in shown

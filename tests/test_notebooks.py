@@ -29,9 +29,7 @@ def outputs_of(book: nbformat.NotebookNode, kind: str) -> list[dict]:
 
 
 def static_outputs(book: nbformat.NotebookNode, marker: str) -> list[dict]:
-    return [
-        o for o in outputs_of(book, "display_data") if marker in o["data"].get("text/html", "")
-    ]
+    return [o for o in outputs_of(book, "display_data") if marker in o["data"].get("text/html", "")]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
@@ -80,3 +78,28 @@ def test_notebooks_run(tmp_path: Path) -> None:
     assert "cost_per_success_ci_high" in tables and "escalation_rate" in tables
     # it analysed the run the comparison notebook logged: 24 tasks x 3 models x 2 repeats
     assert "144 calls" in "".join(o.get("text", "") for o in outputs_of(analysis, "stream"))
+
+
+def test_prompt_testing_notebook_runs(tmp_path: Path) -> None:
+    book = execute("04_prompt_testing.ipynb", tmp_path)
+    assert not outputs_of(book, "error")
+    grids = static_outputs(book, 'data-streambench="panels"')
+    assert len(grids) == 1  # the live grid, then its static HTML
+    html = grids[0]["data"]["text/html"]
+    assert html.count('class="sbs-panel"') == 6 and "repeat(3, minmax(0, 1fr))" in html
+    assert "terse · gpt-5-mini" in html and "steps · claude-sonnet-4.5" in html
+    results = {c.source.splitlines()[0]: c.outputs for c in book.cells if c.cell_type == "code"}
+
+    def text(first_line: str) -> str:
+        return "".join(
+            o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in results[first_line]
+        )
+
+    summary = text("run.df.tk.summary()  # one row per (prompt, model)")
+    assert summary.count("terse") == 3 and summary.count("steps") == 3
+    paired = text('run.df.tk.paired("steps", "terse", by="prompt")')
+    assert "216" in paired and "steps passes" in paired  # 36 tasks x 3 models x 2 repeats
+    judged = text("judge = tk.scoring.judge(")
+    assert "cost to evaluate" in judged and "36 (0)" in judged
+    runs = text('tk.runs().tail(4)[["run_id", "name", "calls", "passed", "cost_usd", "prompts"]]')
+    assert "rescore of" in runs and "prompt-test" in runs

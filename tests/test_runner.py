@@ -289,7 +289,12 @@ def test_records_of_version_1_still_load() -> None:
     from toolkit.record import COLUMNS, RECORD_VERSION
 
     # Columns are only ever added: the newest come last, in the order of their versions.
-    assert COLUMNS[-3:] == ("cache_write_tokens", "prompt", "prompt_hash") and RECORD_VERSION == 4
+    assert (
+        COLUMNS.index("cache_write_tokens")
+        < COLUMNS.index("prompt")
+        < COLUMNS.index("rescored_from")
+    )
+    assert COLUMNS[-1] == "rescored_from" and RECORD_VERSION == 4
     now = datetime.now(UTC)
     old = CallRecord(
         run_id="r",
@@ -301,8 +306,9 @@ def test_records_of_version_1_still_load() -> None:
         started_at=now,
         record_version=1,
     ).model_dump(mode="json")
-    for added in ("refusal", "cache_write_tokens", "prompt", "prompt_hash"):  # not in version 1
-        del old[added]
+    for added in COLUMNS[COLUMNS.index("refusal") :]:  # none of these is in a version-1 store
+        if added not in ("record_version", "reasks", "seq"):
+            old.pop(added, None)
     loaded = CallRecord.model_validate(old)
     assert loaded.refusal == "" and loaded.record_version == 1
     assert loaded.prompt is None and loaded.prompt_hash is None

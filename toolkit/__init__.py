@@ -25,6 +25,7 @@ from .models import Model
 from .options import RunOptions
 from .prompts import Prompt
 from .record import CallRecord
+from .rescore import arescore, rescore
 from .runner import RetryPolicy
 from .store import Store
 from .tasks import Task
@@ -49,6 +50,7 @@ __all__ = [
     "UserError",
     "__version__",
     "acompare",
+    "arescore",
     "arun",
     "compare",
     "datasets",
@@ -56,7 +58,7 @@ __all__ = [
     "load",
     "local",
     "plot",
-    "prompts",
+    "rescore",
     "run",
     "runs",
     "scoring",

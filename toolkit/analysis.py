@@ -156,6 +156,16 @@ def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         )
 
 
+# With an LLM judge (tk.scoring.judge) the summary adds what grading took, apart from the
+# models' spend: answers judged, judge failures, and the cost to evaluate.
+JUDGE_COLUMNS = ["judged", "judge_errors", "judge_cost_usd"]
+
+
+def has_judge(df: pd.DataFrame) -> bool:
+    """Whether an LLM judge graded any call of ``df``."""
+    return "judge_model" in df.columns and bool(df["judge_model"].notna().any())
+
+
 def has_prompts(df: pd.DataFrame) -> bool:
     """Whether ``df`` holds calls of prompt variants (a ``prompt`` column with a value)."""
     return "prompt" in df.columns and bool(df["prompt"].notna().any())
@@ -173,6 +183,7 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
     # positional, not by label: a frame made by pd.concat may repeat index labels
     flagged = df.assign(_cancelled=cancelled(df).to_numpy())
     by_prompt = has_prompts(df)
+    judged = has_judge(df)
     if by_prompt:
         flagged["prompt"] = flagged["prompt"].fillna("")  # a frame joined with a plain run
         groups = flagged.groupby(["prompt", "model"], sort=False)
@@ -223,7 +234,15 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
                 "cancelled_cost_usd": _spend(every["cost_usd"][dropped]),
             }
         )
-    columns = ["prompt", *SUMMARY_COLUMNS] if by_prompt else SUMMARY_COLUMNS
+        if judged:
+            rows[-1].update(
+                judged=int(every["judge_model"].notna().sum()),
+                judge_errors=int(every["judge_error"].notna().sum()),
+                judge_cost_usd=float(every["judge_cost_usd"].fillna(0.0).sum()),
+            )
+    columns = ["prompt", *SUMMARY_COLUMNS] if by_prompt else list(SUMMARY_COLUMNS)
+    if judged:
+        columns += JUDGE_COLUMNS
     return SummaryFrame(rows, columns=columns)
 
 
@@ -546,6 +565,12 @@ _SUMMARY_VIEW: list[_Column] = [
     ),
 ]
 
+_JUDGE_VIEW: _Column = (
+    "judged (failed): cost to evaluate",
+    tuple(JUDGE_COLUMNS),
+    lambda r: f"{r['judged']} ({r['judge_errors']}): {format_usd(r['judge_cost_usd'])}",
+)
+
 _CASCADE_VIEW: list[_Column] = [
     ("policy", ("policy", "escalate_on"), lambda r: str(r["policy"])),
     ("passed / tasks", ("passed", "tasks"), lambda r: f"{r['passed']} / {r['tasks']}"),
@@ -676,7 +701,7 @@ class SummaryFrame(_FormattedFrame):
     _tk_view = _SUMMARY_VIEW
 
     def _tk_extra(self) -> list[str]:
-        return [c for c in super()._tk_extra() if c != "prompt"]
+        return [c for c in super()._tk_extra() if c != "prompt" and c not in JUDGE_COLUMNS]
 
     def _tk_shown(self) -> list[_Column]:
         shown = self._tk_view
@@ -686,6 +711,8 @@ class SummaryFrame(_FormattedFrame):
             shown = [c for c in shown if c[0] != "tasks"]
         if not self["cancelled"].astype(bool).any():
             shown = [c for c in shown if c[0] != "cancelled (spend)"]
+        if set(JUDGE_COLUMNS) <= set(self.columns):
+            shown = [*shown, _JUDGE_VIEW]
         return shown
 
     def _tk_caption(self) -> str:
@@ -698,6 +725,11 @@ class SummaryFrame(_FormattedFrame):
         )
         if self["cancelled"].astype(bool).any():
             parts.append("cancelled calls are left out of every other column")
+        if set(JUDGE_COLUMNS) <= set(self.columns):
+            parts.append(
+                "an LLM judge graded the answers: its spend (cost to evaluate) is apart from "
+                "spend and cost per success"
+            )
         return ". ".join(parts) + ". Hover a header for its numeric columns."
 
 

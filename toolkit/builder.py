@@ -312,6 +312,31 @@ class CallBuilder:
         )
 
 
+def with_judgement(record: CallRecord, result: Any) -> CallRecord:
+    """``record`` graded by an LLM judge (a ``judge.JudgeResult``): its score is the judge's,
+    mapped to [0, 1]; it passes when the judge's score reaches ``pass_at`` (and the answer fit
+    its schema and was no refusal). A failed judge leaves no score and no pass, and says why
+    in ``judge_error``; its spend is the judge's columns, never ``cost_usd``."""
+    graded = result.error is None and result.passed is not None
+    passed = (
+        bool(graded and result.passed and record.status == "ok" and record.valid is not False)
+        and not record.refusal
+    )
+    return record.model_copy(
+        update={
+            "score": result.normalized if graded else None,
+            "passed": passed,
+            "judge_model": result.model,
+            "judge_score": result.score,
+            "judge_reason": result.reason or None,
+            "judge_error": result.error,
+            "judge_input_tokens": result.input_tokens,
+            "judge_output_tokens": result.output_tokens,
+            "judge_cost_usd": result.cost_usd,
+        }
+    )
+
+
 _failed_scorers: set[str] = set()
 
 
@@ -336,4 +361,12 @@ def _key_value(model: Model) -> str | None:
         return None
 
 
-__all__ = ["Attempt", "CallBuilder", "Verdict", "check", "estimate_tokens", "judge"]
+__all__ = [
+    "Attempt",
+    "CallBuilder",
+    "Verdict",
+    "check",
+    "estimate_tokens",
+    "judge",
+    "with_judgement",
+]

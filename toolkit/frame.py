@@ -27,6 +27,10 @@ _DTYPES: dict[str, str] = {
     "valid": "boolean",
     "passed": "bool",
     "cached": "bool",
+    "judge_score": "float64",
+    "judge_input_tokens": "Int64",
+    "judge_output_tokens": "Int64",
+    "judge_cost_usd": "float64",
 }
 
 
@@ -36,6 +40,8 @@ def to_frame(records: Iterable[CallRecord]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     for col, dtype in _DTYPES.items():
         df[col] = df[col].astype(dtype)
+    # The right answers as they were (126 stays 126, not 126.0): scorers read them again.
+    df["expected"] = pd.Series([r["expected"] for r in rows], index=df.index, dtype=object)
     df["started_at"] = pd.to_datetime(df["started_at"], utc=True)
     return df
 

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import ErrorKind
 
 RECORD_VERSION = 4
-"""2: adds ``refusal``; 3: adds ``cache_write_tokens``; 4: adds ``prompt``, ``prompt_hash``.
+"""2: adds ``refusal``; 3: adds ``cache_write_tokens``; 4: adds ``prompt``, ``prompt_hash``,
+the ``judge_*`` columns and ``rescored_from``.
 Older records load with the defaults (``refusal=""``, ``cache_write_tokens=None``: not
 reported; ``prompt=None``: the run had no prompt variants)."""
 
@@ -81,6 +82,22 @@ class CallRecord(BaseModel):
     prompt_hash: str | None = Field(
         default=None,
         description="a hash of the variant's texts: a name reused for a changed text differs",
+    )
+    # An LLM judge's verdict (tk.scoring.judge): its spend is the cost to evaluate, apart
+    # from cost_usd (the model's), never in cost per success.
+    judge_model: str | None = Field(default=None, description="the judge model's alias")
+    judge_score: float | None = Field(default=None, description="on the judge's own scale")
+    judge_reason: str | None = None
+    judge_error: str | None = Field(
+        default=None, description="why the answer has no judge verdict (the judge call failed)"
+    )
+    judge_input_tokens: int | None = None
+    judge_output_tokens: int | None = None
+    judge_cost_usd: float | None = Field(
+        default=None, description="the judge call's cost, every billed attempt included"
+    )
+    rescored_from: str | None = Field(
+        default=None, description="tk.rescore: the call_id of the logged call re-scored"
     )
 
 

@@ -18,14 +18,14 @@ import time
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx2
 
 from . import providers, scoring, validate
-from .builder import CallBuilder, Verdict, check, judge
+from .builder import CallBuilder, Verdict, check, judge, with_judgement
 from .errors import ConfigError, ProviderError
 from .events import Event, StreamError
 from .models import Model
@@ -225,6 +225,8 @@ class Runner:
             prompt=cell.prompt,
         )
         checked: list[tuple[bool | None, list[str]]] = []  # the last answer's schema check
+        scorer = self._scorer_for(cell)
+        grader = scorer if _is_judge(scorer) else None  # an LLM judge grades after the answer
 
         def verdict_of(text: str, finish: str | None, refused: bool, redacted: bool) -> Verdict:
             # the schema check the re-ask loop made of this very answer, else made now: once
@@ -233,7 +235,7 @@ class Runner:
                 text,
                 cell.task,
                 checked=result,
-                scorer=self._scorer_for(cell),
+                scorer=None if grader is not None else scorer,
                 threshold=self.threshold,
                 refused=refused,
             )
@@ -241,6 +243,11 @@ class Runner:
         try:
             await self._attempts(client, cell, schema, builder, checked)
             record = builder.build(started_at, t0, verdict_of=verdict_of)
+            if grader is not None and record.status == "ok" and record.valid is not False:
+                graded = await grader.grade(
+                    client, record.text, cell.task, run_id=self.run_id, retries=self.retry.retries
+                )
+                record = with_judgement(record, graded)
         except asyncio.CancelledError:
             record = builder.build(started_at, t0, verdict_of=verdict_of, cancelled=True)
             self._finish(cell, record)
@@ -263,11 +270,13 @@ class Runner:
         """The first request's messages: the task's (or its prompt variant's, rendered), with
         the schema's instruction added to the system message."""
         if cell.prompt is None:
-            system = self.system
-            if schema is not None:
-                instruction = schema.instruction()
-                system = f"{system}\n\n{instruction}" if system else instruction
-            return cell.task.to_messages(system)
+            task = cell.task
+            if schema is None:
+                return task.to_messages(self.system)
+            system = task.system or self.system  # the task's own wins, and takes the instruction
+            instruction = schema.instruction()
+            system = f"{system}\n\n{instruction}" if system else instruction
+            return replace(task, system=system).to_messages()
         messages = cell.prompt.render(cell.task, self.system)
         if schema is not None:
             instruction = schema.instruction()
@@ -406,6 +415,13 @@ def _fewer_collections() -> Iterator[None]:
         if _runs_in_flight == 0 and _saved_threshold is not None:
             gc.set_threshold(*_saved_threshold)
             _saved_threshold = None
+
+
+def _is_judge(scorer: Any) -> bool:
+    """Whether ``scorer`` is an LLM judge (``tk.scoring.judge``), which makes calls of its own."""
+    from .judge import Judge
+
+    return isinstance(scorer, Judge)
 
 
 _failed_observers: set[int] = set()

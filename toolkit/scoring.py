@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .judge import Judge
+from .models import Model
 from .validate import _normalize, extract_json, last_number, matches
 
 ScoreFn = Callable[[str, Any], "float | bool"]
@@ -196,6 +198,27 @@ def weighted(parts: Sequence[tuple[Any, float]]) -> Weighted:
     return Weighted(resolved, needs_expected=any(s.needs_expected for s, _ in resolved))
 
 
+def judge(
+    model: Model,
+    rubric: str,
+    *,
+    scale: tuple[int, int] = (1, 5),
+    pass_at: float = 4,
+    schema: Any = None,
+) -> Judge:
+    """A model that grades answers against ``rubric`` (LLM-as-judge; see ``toolkit.judge``).
+
+    Args:
+        model: the judge, any ``tk.Model`` (a real endpoint, a local model, the simulator).
+        rubric: what a good answer is, in words.
+        scale: the integer scale (lowest, highest) it scores on.
+        pass_at: the lowest passing score.
+        schema: the verdict's JSON Schema (must have ``score`` and ``reason``); default an
+            integer ``score`` on ``scale`` and a string ``reason``.
+    """
+    return Judge(model, rubric, scale=scale, pass_at=pass_at, schema=schema)
+
+
 _BUILTINS: dict[str, Callable[..., Any]] = {
     "auto": auto,
     "exact": exact,
@@ -227,8 +250,9 @@ def _check_signature(fn: Any, name: str) -> None:
 
 def resolve(spec: Any) -> Any:
     """A scorer from a spec: None, a name, ``{"type": name, **options}``, a callable, or a
-    list of ``(spec, weight)`` pairs."""
-    if spec is None or isinstance(spec, Scorer | Weighted):
+    list of ``(spec, weight)`` pairs. A ``Judge`` passes through as it is (it grades with a
+    model call, which the runner makes)."""
+    if spec is None or isinstance(spec, Scorer | Weighted | Judge):
         return spec
     if isinstance(spec, str):
         if spec not in _BUILTINS:
@@ -279,6 +303,7 @@ __all__ = [
     "exact",
     "json_field",
     "json_fields",
+    "judge",
     "normalized",
     "numeric",
     "regex",

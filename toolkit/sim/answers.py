@@ -1,15 +1,46 @@
 """What a simulated model says: the task's right answer with probability ``quality``, otherwise a
-plausible wrong one; JSON that fits a schema when one is asked for."""
+plausible wrong one; JSON that fits a schema when one is asked for.
+
+Prompt styles (``style_of``) change how a numeric task is answered: ``"steps"`` (the prompt
+asks to think step by step) writes a short worked line before ``Answer: <n>``, and is right
+more often (see ``steps_quality``); ``"terse"`` (the prompt asks for the number only) writes the
+number alone; ``"plain"`` answers as always. A judge's conversation gets a JSON verdict
+(``verdict``).
+"""
 
 from __future__ import annotations
 
 import json
 import random
 import re
-from typing import Any
+from typing import Any, Literal
+
+Style = Literal["plain", "steps", "terse"]
 
 _SCHEMA_MARKER = "conforms to this JSON Schema:"
 _WORDS = re.compile(r"\S+\s*")
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
+_STEPS = ("step by step", "step-by-step", "show your work")
+_TERSE = ("number only", "only the number", "just the number", "only a number")
+STEPS_GAIN = 0.5
+"""The share of a model's mistakes that thinking step by step fixes (``steps_quality``)."""
+
+
+def style_of(instructions: str) -> Style:
+    """The style a prompt's own instructions ask for (the text around the task's question and
+    the system message): asking to think step by step wins over asking for the number only."""
+    text = " ".join(instructions.lower().split())
+    if any(p in text for p in _STEPS):
+        return "steps"
+    if any(p in text for p in _TERSE):
+        return "terse"
+    return "plain"
+
+
+def steps_quality(quality: float) -> float:
+    """How often a step-by-step answer to a numeric task is right: ``q + (1 - q) * 0.5``."""
+    return quality + (1.0 - quality) * STEPS_GAIN
+
 
 _OPENERS = [
     "Let me work through this step by step.",
@@ -155,6 +186,16 @@ def _wrong_json(expected: Any, schema: dict[str, Any] | None, rng: random.Random
     return {"answer": "unknown"}
 
 
+def _worked(question: str, value: str) -> str:
+    """A short worked line for a step-by-step answer that comes to ``value``."""
+    given = _DIGITS.findall(question)[:4]
+    start = f"the question gives {', '.join(given)}" if given else "I read what the question asks"
+    return (
+        f"Step by step: {start}; working through each quantity in order gives {value}, and "
+        f"checking every step once more still gives {value}."
+    )
+
+
 def compose(
     prompt: str,
     expected: Any,
@@ -162,8 +203,12 @@ def compose(
     correct: bool,
     rng: random.Random,
     options: list[str] | None = None,
+    style: Style = "plain",
+    question: str | None = None,
 ) -> str:
-    """The full text of one simulated answer (``options``: the labels of a choice task)."""
+    """The full text of one simulated answer (``options``: the labels of a choice task;
+    ``style``: how the prompt asks a numeric task to be answered; ``question``: the task's own
+    text, whose numbers a worked line quotes, default ``prompt``)."""
     if schema is not None or isinstance(expected, dict | list):
         if correct:
             value = expected if expected is not None else example_for(schema or {}, rng)
@@ -172,6 +217,10 @@ def compose(
         return json.dumps(value, indent=1)
     if isinstance(expected, int | float) and not isinstance(expected, bool):
         value = float(expected) if correct else _wrong_number(float(expected), rng)
+        if style == "terse":
+            return _fmt(value)
+        if style == "steps":
+            return f"{_worked(question or prompt, _fmt(value))}\n\nAnswer: {_fmt(value)}"
         return f"{rng.choice(_OPENERS)} The result comes to {_fmt(value)}.\n\nAnswer: {_fmt(value)}"
     if isinstance(expected, str):
         if correct:
@@ -195,6 +244,31 @@ def compose(
     if "html" in prompt.lower():  # models answer HTML questions with HTML: it must stay text
         answer += '\n\nFor example: <img src=x onerror="window.__pwned=1"> shows a broken image.'
     return answer
+
+
+def verdict(
+    said_right: bool,
+    scale: tuple[int, int],
+    pass_at: float,
+    rng: random.Random,
+    schema: dict[str, Any] | None = None,
+) -> str:
+    """A judge's JSON verdict: a high score (``hi`` or ``hi - 1``, passing) when it says the
+    answer is right, a low one (``lo`` or ``lo + 1``, failing) when not, and a one-sentence
+    reason; the other fields a ``schema`` asks for get example values."""
+    lo, hi = scale
+    if said_right:
+        scores = [s for s in (hi - 1, hi) if lo <= s and s >= pass_at] or [hi]
+        reason = "The answer agrees with the reference and meets the rubric."
+    else:
+        scores = [s for s in (lo, lo + 1) if s <= hi and s < pass_at] or [lo]
+        reason = "The answer does not agree with the reference, so it fails the rubric."
+    value: dict[str, Any] = {"score": rng.choice(scores), "reason": reason}
+    props = (schema or {}).get("properties")
+    if isinstance(props, dict):
+        extra = {k: v for k, v in props.items() if k not in value and isinstance(v, dict)}
+        value.update({k: example_for(v, rng, schema) for k, v in sorted(extra.items())})
+    return json.dumps(value)
 
 
 def filler(n_tokens: int, rng: random.Random) -> str:

@@ -1,4 +1,18 @@
-"""The simulator's ASGI app: OpenAI chat completions (streaming and not) and the model list."""
+"""The simulator's ASGI app: OpenAI chat completions (streaming and not) and the model list.
+
+``SimState.plan`` decides every request, whichever wire format asked. It finds the known task a
+conversation is about: the latest user message that is a task's prompt, else the longest
+task ``prompt`` or ``question`` (of three words or more) that a user message contains (a
+prompt variant's template filled with the task), else none. Every draw (fault, right or
+wrong, wording) comes from the seed, the model, the whole user message and how often that
+message was seen, so two prompt variants of one task draw independently. The instructions
+around the task's text (the rest of that message, and the system message) set the style of a
+numeric answer (``answers.style_of``): asked to think step by step, a model is right with
+``q + (1 - q) * 0.5`` instead of its quality ``q`` and writes a worked line first; asked for
+the number only, it writes the number alone. A judge's conversation (``toolkit.judge``: its
+system message starts with ``JUDGE_MARKER``) gets a JSON verdict that is right (agrees with
+whether the graded answer matches the reference) with the judge model's quality.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +32,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..judge import JudgePrompt, parse_prompt
+from ..validate import matches
 from . import answers, anthropic, gemini
 from .profiles import DEFAULT_PROFILE, Profile, default_profiles
+
+_MIN_WORDS = 3  # a shorter prompt or question is found by exact match only
 
 
 def _prompt_key(messages: list[dict[str, Any]]) -> str:
@@ -59,28 +77,90 @@ class SimState:
         self.seed = seed
         self.speed = speed
         self.tasks: dict[str, dict[str, Any]] = {}
-        for task in tasks:
+        self._texts: dict[str, dict[str, Any]] = {}  # prompt or question -> task
+        known = list(tasks)
+        for task in known:
             prompt = task.get("prompt")
             if isinstance(prompt, str):
                 self.tasks[prompt.strip()] = task
+        for name in ("question", "prompt"):  # a prompt wins over another task's question
+            for task in known:
+                text = task.get(name)
+                if isinstance(text, str) and len(text.split()) >= _MIN_WORDS:
+                    self._texts[text.strip()] = task
+        # Each text under its longest inner word: a word that whitespace surrounds wherever
+        # the text is quoted, so a message's words name the few texts worth searching for.
+        self._by_word: dict[str, list[str]] = defaultdict(list)
+        for text in self._texts:
+            inner = text.split()[1:-1]
+            self._by_word[max(inner, key=len)].append(text)
         self._seen: dict[tuple[str, str], int] = defaultdict(int)
         self.requests = 0
 
     def profile(self, model_id: str) -> Profile:
         return self.profiles.get(model_id, DEFAULT_PROFILE)
 
-    def _task_key(self, messages: list[dict[str, Any]]) -> str:
-        """The prompt of the task a conversation is about: the latest user message that is a
-        known task's prompt (a re-ask's follow-up is not), else the latest user message."""
-        for message in reversed(messages):
-            content = message.get("content")
-            if message.get("role") == "user" and isinstance(content, str):
-                if content.strip() in self.tasks:
-                    return content.strip()
-        return _prompt_key(messages)
+    def _contained(self, content: str) -> str | None:
+        """The longest known task text that ``content`` contains, if any."""
+        found = [
+            text
+            for word in set(content.split())
+            for text in self._by_word.get(word, ())
+            if text in content
+        ]
+        return max(found, key=lambda t: (len(t), t)) if found else None
+
+    def _task_key(self, messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any], str]:
+        """(draw key, task, instructions) of a conversation: the latest user message that is
+        a known task's prompt (a re-ask's follow-up is not), else the latest that contains a
+        task's prompt or question, else the latest user message and no task. The instructions
+        are the system messages and the matched message's text around the task's."""
+        users = [
+            m["content"].strip()
+            for m in reversed(messages)
+            if m.get("role") == "user" and isinstance(m.get("content"), str)
+        ]
+        system = "\n".join(
+            m["content"]
+            for m in messages
+            if m.get("role") == "system" and isinstance(m.get("content"), str)
+        )
+        for content in users:
+            if content in self.tasks:
+                return content, self.tasks[content], system
+        if self._texts:
+            for content in users:
+                text = self._contained(content)
+                if text is not None:
+                    return content, self._texts[text], f"{system}\n{content.replace(text, ' ')}"
+        return _prompt_key(messages), {}, system
+
+    def _is_right(self, judged: JudgePrompt) -> bool:
+        """Whether the answer a judge grades is right: it matches the reference (read as JSON
+        when it is: a number, an object), else the known task's ``expected``; with neither,
+        any answer that is not empty is."""
+        expected: Any = None
+        if judged.reference is not None:
+            try:
+                expected = orjson.loads(judged.reference)
+            except orjson.JSONDecodeError:
+                expected = judged.reference
+        else:
+            task = self.tasks.get(judged.question.strip())
+            if task is None and self._texts:
+                text = self._contained(judged.question)
+                task = self._texts[text] if text is not None else None
+            expected = (task or {}).get("expected")
+        if expected is None:
+            return bool(judged.answer.strip())
+        return matches(judged.answer, expected)
 
     def plan(self, model_id: str, messages: list[dict[str, Any]], response_format: Any) -> _Plan:
-        key = self._task_key(messages)
+        judged = parse_prompt(messages)
+        if judged is None:
+            key, task, instructions = self._task_key(messages)
+        else:
+            key, task, instructions = _prompt_key(messages), {}, ""
         turns = len(messages)  # a follow-up (a re-ask) on the same task draws afresh
         n = self._seen[(model_id, f"{turns}|{key}")]
         self._seen[(model_id, f"{turns}|{key}")] = n + 1
@@ -102,18 +182,36 @@ class SimState:
                 fault = name
                 break
             roll -= p
-        task = self.tasks.get(key, {})
         fault = profile.faults_by_task.get(str(task.get("id")), fault)
         schema = answers.schema_in(messages, response_format)
         if schema is None and isinstance(task.get("schema"), dict):
             schema = task["schema"]
-        correct = rng.random() < profile.quality
-        if profile.answer_tokens and not task and schema is None:
+        expected = task.get("expected")
+        style = answers.style_of(instructions) if task else "plain"
+        numeric = isinstance(expected, int | float) and not isinstance(expected, bool)
+        quality = profile.quality
+        if style == "steps" and numeric and schema is None:
+            quality = answers.steps_quality(quality)
+        correct = rng.random() < quality
+        if judged is not None:
+            said_right = self._is_right(judged) == correct  # a wrong judge says the opposite
+            text = answers.verdict(said_right, judged.scale, judged.pass_at, rng, schema)
+        elif profile.answer_tokens and not task and schema is None:
             text = answers.filler(profile.answer_tokens, rng)
         else:
             scorer = task.get("scorer")
             options = scorer.get("options") if isinstance(scorer, dict) else None
-            text = answers.compose(key, task.get("expected"), schema, correct, rng, options)
+            question = task.get("question") or task.get("prompt")
+            text = answers.compose(
+                key,
+                expected,
+                schema,
+                correct,
+                rng,
+                options,
+                style,
+                question if isinstance(question, str) else None,
+            )
         reasoning = (
             ("Thinking about what is asked before answering. " * 2) if profile.reasoning else ""
         )

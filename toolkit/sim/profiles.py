@@ -16,7 +16,10 @@ class Profile:
         price_in: USD per 1M input tokens the simulated provider charges (reported when
             ``report_cost``); None leaves pricing to the client's price data.
         price_out: USD per 1M output tokens.
-        quality: probability that an answer is right (and, with a schema, valid).
+        quality: probability that an answer is right (and, with a schema, valid). A prompt
+            that asks to think step by step makes a numeric answer right with probability
+            ``quality + (1 - quality) * 0.5`` (``answers.steps_quality``); a judge model's
+            verdict agrees with the graded answer's correctness with probability ``quality``.
         p_rate_limit: probability of a 429 with Retry-After.
         retry_after_s: the Retry-After sent with a 429.
         p_server_error: probability of a 500 with a JSON error body.

@@ -67,6 +67,13 @@ class SimServer:
         self._thread = thread
         self.base_url = f"http://127.0.0.1:{server.port}/v1"
 
+    @property
+    def requests(self) -> int:
+        """Requests the simulator has been sent so far: every endpoint and wire format,
+        retries and re-asks included (what "no model was called" is checked against)."""
+        app: Any = self._server.config.app  # the Starlette app create_app made
+        return int(app.state.sim.requests)
+
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(10)
