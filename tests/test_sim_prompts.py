@@ -227,3 +227,19 @@ def test_a_judge_schema_with_more_fields_gets_them(sim: str) -> None:
     )
     value = json.loads(out.choices[0].message.content or "")
     assert value["score"] == 0 and 0 <= value["confidence"] <= 1 and value["reason"]
+
+
+def test_a_template_over_a_tasks_vars_finds_its_task() -> None:
+    # the triage set's tickets are template variables: a variant that frames the ticket its
+    # own way is still answered as that task (its label, right at the model's quality)
+    import toolkit as tk
+
+    teams = "billing, shipping, technical, account, refund, other"
+    variant = {"route": f"Which team: {teams}?\n{{ticket}}"}
+    with tk.sim.serve(seed=2, speed=100) as url:
+        [good] = tk.sim.models(url, ["claude-sonnet-4.5"])
+        run = tk.run("triage", [good], prompts=variant, store=False, live=False)
+    df = run.df
+    labels = {"billing", "shipping", "technical", "account", "refund", "other"}
+    assert df["text"].str.strip().isin(labels).all()  # labels, not a generic answer
+    assert df["passed"].mean() > 0.8

@@ -2,8 +2,8 @@
 
 ``SimState.plan`` decides every request, whichever wire format asked. It finds the known task a
 conversation is about: the latest user message that is a task's prompt, else the longest
-task ``prompt`` or ``question`` (of three words or more) that a user message contains (a
-prompt variant's template filled with the task), else none. Every draw (fault, right or
+task ``prompt``, ``question`` or ``vars`` text (of three words or more) that a user message
+contains (a prompt variant's template filled with the task), else none. Every draw (fault, right or
 wrong, wording) comes from the seed, the model, the whole user message and how often that
 message was seen, so two prompt variants of one task draw independently. The instructions
 around the task's text (the rest of that message, and the system message) set the style of a
@@ -83,6 +83,11 @@ class SimState:
             prompt = task.get("prompt")
             if isinstance(prompt, str):
                 self.tasks[prompt.strip()] = task
+        for task in known:  # a template variable's text (a ticket) names its task too
+            variables = task.get("vars")
+            for value in variables.values() if isinstance(variables, dict) else ():
+                if isinstance(value, str) and len(value.split()) >= _MIN_WORDS:
+                    self._texts[value.strip()] = task
         for name in ("question", "prompt"):  # a prompt wins over another task's question
             for task in known:
                 text = task.get(name)
