@@ -44,6 +44,7 @@ def test_exported_members_are_sorted_and_complete() -> None:
         "tasks",
         "validate",
         "frame",
+        "budget",
         "judge",
         "paired",
         "prompts",
@@ -111,6 +112,7 @@ def test_run_logs_every_call_and_summary(sim_url: str, store_path: str) -> None:
         "errors",
         "cancelled",
         "cancelled_cost_usd",
+        "skipped",
     ]
     summary = summary.set_index("model")
     good = summary.loc["good"]

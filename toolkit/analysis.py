@@ -51,6 +51,7 @@ SUMMARY_COLUMNS = [
     # Added columns (never rename the ones above).
     "cancelled",
     "cancelled_cost_usd",
+    "skipped",
 ]
 
 
@@ -121,9 +122,14 @@ def cancelled(df: pd.DataFrame) -> pd.Series:
     return (df["error_kind"] == "cancelled").fillna(False).astype(bool)
 
 
+def skipped(df: pd.DataFrame) -> pd.Series:
+    """True for the rows of calls a budget did not start (``status="skipped_budget"``)."""
+    return (df["status"] == "skipped_budget").fillna(False).astype(bool)
+
+
 def _finished(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` without its cancelled rows."""
-    return df[~cancelled(df).to_numpy()]
+    """``df`` without its cancelled rows and the calls a budget did not start."""
+    return df[~(cancelled(df) | skipped(df)).to_numpy()]
 
 
 def _spend(costs: pd.Series) -> float:
@@ -181,7 +187,9 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
     _require(df, SUMMARY_NEEDS, "df.tk.summary()")
     rows = []
     # positional, not by label: a frame made by pd.concat may repeat index labels
-    flagged = df.assign(_cancelled=cancelled(df).to_numpy())
+    flagged = df.assign(
+        _cancelled=cancelled(df).to_numpy(), _skipped=skipped(df).to_numpy()
+    )
     by_prompt = has_prompts(df)
     judged = has_judge(df)
     if by_prompt:
@@ -192,7 +200,8 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
     for key, every in groups:
         prompt, model = key if by_prompt else (None, key[0])
         dropped = every["_cancelled"].to_numpy(dtype=bool)
-        g = every[~dropped]
+        not_started = every["_skipped"].to_numpy(dtype=bool)
+        g = every[~(dropped | not_started)]
         calls = len(g)
         passed = int(g["passed"].sum())
         cost = _spend(g["cost_usd"])
@@ -232,6 +241,7 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
                 "errors": int((g["status"] == "error").sum()),
                 "cancelled": int(dropped.sum()),
                 "cancelled_cost_usd": _spend(every["cost_usd"][dropped]),
+                "skipped": int(not_started.sum()),
             }
         )
         if judged:
@@ -563,6 +573,7 @@ _SUMMARY_VIEW: list[_Column] = [
             f"{r['cancelled']} ({format_usd(r['cancelled_cost_usd'])})" if r["cancelled"] else "0"
         ),
     ),
+    ("skipped (budget)", ("skipped",), lambda r: str(r["skipped"])),
 ]
 
 _JUDGE_VIEW: _Column = (
@@ -711,6 +722,8 @@ class SummaryFrame(_FormattedFrame):
             shown = [c for c in shown if c[0] != "tasks"]
         if not self["cancelled"].astype(bool).any():
             shown = [c for c in shown if c[0] != "cancelled (spend)"]
+        if not self["skipped"].astype(bool).any():
+            shown = [c for c in shown if c[0] != "skipped (budget)"]
         if set(JUDGE_COLUMNS) <= set(self.columns):
             shown = [*shown, _JUDGE_VIEW]
         return shown

@@ -121,6 +121,10 @@ def prepare(tasks: Any, models: Any, options: RunOptions, *, run_id: str | None 
     checked = check_models(models)
     for model in checked:
         model.api_key()  # a missing key is the user's to fix before anything starts
+    if options.budget_usd is not None:
+        from .budget import check_bounded
+
+        check_bounded(checked)  # a budget must be able to bound every model's calls
     task_list = load_tasks(tasks)
     for task in task_list:
         if task.schema is not None:
@@ -185,6 +189,7 @@ async def arun(
     reask: int = 0,
     structured: bool | None = None,
     prompts: Any = None,
+    budget_usd: float | None = None,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -193,6 +198,7 @@ async def arun(
     """
     options = RunOptions.of(
         prompts=prompts,
+        budget_usd=budget_usd,
         repeats=repeats,
         concurrency=concurrency,
         schema=schema,
@@ -276,6 +282,7 @@ async def acompare(
     threshold: float = 1.0,
     reask: int = 0,
     structured: bool | None = None,
+    budget_usd: float | None = None,
 ) -> pd.DataFrame:
     """Send one prompt (or each prompt variant) to every model at once; one DataFrame row per
     model (per variant and model).
@@ -283,6 +290,7 @@ async def acompare(
     The async form of ``tk.compare`` (which adds the live panels).
     """
     options = RunOptions.of(
+        budget_usd=budget_usd,
         schema=schema,
         system=system,
         store=store,

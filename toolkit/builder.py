@@ -191,6 +191,20 @@ class CallBuilder:
         self.messages = messages
         self.max_retry_after_s = max_retry_after_s
         self.attempts: list[Attempt] = []
+        self.prompt_tokens = estimate_tokens(
+            "".join(str(m.get("content", "")) for m in messages)
+        )
+        # Set by the runner when a budget stopped the call: before it started (skipped), or
+        # before a retry or re-ask (the call keeps its last outcome, and says why).
+        self.budget_skipped: str | None = None
+        self.budget_stopped: str | None = None
+
+    def attempt_cost(self, attempt: Attempt) -> float | None:
+        """What one attempt was billed: the provider's reported cost, else its tokens priced."""
+        usage = attempt.usage_billed(self.prompt_tokens)
+        if usage.reported_cost is not None:
+            return usage.reported_cost
+        return pricing.price_attempt(self.model, usage)
 
     def new_attempt(self) -> Attempt:
         """Start the next attempt (its start time is now)."""
@@ -213,8 +227,7 @@ class CallBuilder:
         attempts = self.attempts
         end = time.monotonic()
         last = attempts[-1] if attempts else Attempt()
-        prompt_tokens = estimate_tokens("".join(str(m.get("content", "")) for m in self.messages))
-        usages = [a.usage_billed(prompt_tokens) for a in attempts]
+        usages = [a.usage_billed(self.prompt_tokens) for a in attempts]
         cost, cost_source = pricing.price_call(model, usages)
         estimated = any(not u.reported and (u.input_tokens or u.output_tokens) for u in usages)
         billed = [u for u in usages if u.input_tokens or u.output_tokens or u.reported]
@@ -231,9 +244,13 @@ class CallBuilder:
             retry_after = last.error.retry_after
             if retry_after is not None and retry_after > self.max_retry_after_s:
                 message += f" (Retry-After {retry_after:.0f}s is longer than allowed)"
-        elif last.finish is None:
+        elif last.finish is None and self.budget_skipped is None:
             error_kind, message = "truncated", "stream ended without a finish reason"
         status: Status = "ok" if error_kind is None else "error"
+        if self.budget_skipped is not None and not attempts:
+            status, message = "skipped_budget", self.budget_skipped
+        elif self.budget_stopped is not None and status == "error" and message is not None:
+            message += f" ({self.budget_stopped})"
         # Whatever the provider sent back may echo the key (error bodies, ids, even answers):
         # none of it reaches the record with the key in it.
         key = _key_value(model)

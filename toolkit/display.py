@@ -134,6 +134,7 @@ def compare(
     threshold: float = 1.0,
     reask: int = 0,
     structured: bool | None = None,
+    budget_usd: float | None = None,
 ) -> pd.DataFrame:
     """Send one prompt to every model at once and watch them answer; one row per model.
 
@@ -153,12 +154,13 @@ def compare(
         retries: retries of a failed attempt.
         observers: receive every stream event and every finished record.
         live: live panels in a notebook (default: when there is a widget front end).
-        scorer, threshold, reask, structured: as for :func:`run`.
+        scorer, threshold, reask, structured, budget_usd: as for :func:`run`.
 
     Returns:
         A DataFrame with one row per model (the per-call record's columns).
     """
     options = RunOptions.of(
+        budget_usd=budget_usd,
         schema=schema,
         system=system,
         store=store,
@@ -214,6 +216,7 @@ def run(
     reask: int = 0,
     structured: bool | None = None,
     prompts: Any = None,
+    budget_usd: float | None = None,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -248,6 +251,11 @@ def run(
             (its ``prompt``/``input``, ``id``, metadata and extra fields); every task is asked in
             every variant of every model. Rows carry ``prompt`` and ``prompt_hash``, the summary
             groups by prompt and model, ``df.tk.paired(a, b, by="prompt")`` compares two.
+        budget_usd: the most the run may spend, never overshot at any concurrency: each attempt
+            reserves its worst case (request bytes as input tokens, ``max_tokens`` output, at
+            the model's prices) before it starts, and settles what it was billed after. Calls
+            that cannot fit are rows with ``status="skipped_budget"``. Every model then needs
+            ``max_tokens`` and prices (a ``ConfigError`` names the fix).
 
     Returns:
         A :class:`Run`; ``run.df`` is the per-call DataFrame. Failed calls are rows, not errors.
@@ -257,6 +265,7 @@ def run(
     """
     options = RunOptions.of(
         prompts=prompts,
+        budget_usd=budget_usd,
         repeats=repeats,
         concurrency=concurrency,
         schema=schema,
@@ -278,7 +287,9 @@ def run(
     if _widgets(live):
         from .widgets import DashboardView
 
-        view = DashboardView(prepared.lanes, total, tally=tally)
+        view = DashboardView(
+            prepared.lanes, total, tally=tally, budget_usd=prepared.options.budget_usd
+        )
         view.show()  # close() swaps the live output for its static HTML
     elif live is not False and not in_notebook_kernel() and sys.stderr.isatty():
         from rich.console import Console

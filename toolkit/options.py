@@ -36,6 +36,7 @@ class RunOptions:
         reask: with a schema, how many times validation errors are sent back.
         structured: ask every endpoint for schema-constrained output (None: per model).
         prompts: the prompt variants every task is asked in (empty: the tasks' own prompts).
+        budget_usd: the most the run may spend (never overshot; see ``toolkit.budget``).
     """
 
     repeats: int = 1
@@ -51,6 +52,7 @@ class RunOptions:
     reask: int = 0
     structured: bool | None = None
     prompts: tuple[Prompt, ...] = ()
+    budget_usd: float | None = None
 
     @classmethod
     def of(
@@ -69,6 +71,7 @@ class RunOptions:
         reask: int = 0,
         structured: bool | None = None,
         prompts: Any = None,
+        budget_usd: float | None = None,
     ) -> RunOptions:
         """Check the user's arguments and compile what needs compiling (schema, scorer).
 
@@ -92,6 +95,12 @@ class RunOptions:
             or not 0 <= threshold <= 1
         ):
             raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}.")
+        if budget_usd is not None and (
+            not isinstance(budget_usd, int | float)
+            or isinstance(budget_usd, bool)
+            or not budget_usd >= 0
+        ):
+            raise ConfigError(f"budget_usd must be a number of dollars >= 0, got {budget_usd!r}.")
         if system is not None and not isinstance(system, str):
             raise ConfigError(f"system must be a string, got {type(system).__name__}.")
         return cls(
@@ -108,6 +117,7 @@ class RunOptions:
             reask=reask,
             structured=structured,
             prompts=tuple(variants(prompts)),
+            budget_usd=float(budget_usd) if budget_usd is not None else None,
         )
 
 

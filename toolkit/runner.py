@@ -25,7 +25,8 @@ from typing import Any, Protocol
 import httpx2
 
 from . import providers, scoring, validate
-from .builder import CallBuilder, Verdict, check, judge, with_judgement
+from .budget import Budget, worst_case_usd
+from .builder import Attempt, CallBuilder, Verdict, check, judge, with_judgement
 from .errors import ConfigError, ProviderError
 from .events import Event, StreamError
 from .models import Model
@@ -132,6 +133,7 @@ class Runner:
         threshold: float = 1.0,
         reask: int = 0,
         structured: bool | None = None,
+        budget: Budget | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
@@ -150,6 +152,7 @@ class Runner:
         self.threshold = threshold
         self.reask = reask
         self.structured = structured
+        self.budget = budget
 
     @classmethod
     def from_options(
@@ -176,6 +179,7 @@ class Runner:
             threshold=options.threshold,
             reask=options.reask,
             structured=options.structured,
+            budget=Budget(options.budget_usd) if options.budget_usd is not None else None,
         )
 
     async def run(self, cells: Sequence[Cell]) -> list[CallRecord]:
@@ -322,6 +326,8 @@ class Runner:
         for ask in range(self.reask + 1):
             request = fmt.build_request(model, messages, key=key, schema=constrain)
             await self._with_retries(client, cell, fmt, request, timeout, builder)
+            if not builder.attempts:  # the budget could not cover even the first attempt
+                return
             last = builder.attempts[-1]
             if last.error is not None or last.finish is None or schema is None:
                 return
@@ -349,43 +355,90 @@ class Runner:
     ) -> None:
         """One request and its retries; every attempt is folded into ``builder``."""
         model = cell.model
-        observers = self.observers
+        budget = self.budget
         for retry_number in range(self.retry.retries + 1):
-            att = builder.new_attempt()
-            number = len(builder.attempts)
-            if model.server is not None:  # a local server that died comes back before the call
-                try:
-                    await asyncio.to_thread(model.server.ensure_running)
-                except ProviderError as exc:
-                    att.error = StreamError(
-                        exc.kind, exc.message, False, call_id=cell.call_id, t=time.monotonic()
-                    )
-                    att.t_end = time.monotonic()
+            reserved = None
+            if budget is not None:
+                worst = worst_case_usd(model, request)
+                reserved = await budget.reserve(worst)
+                if reserved is None:
+                    if builder.attempts:
+                        builder.budget_stopped = (
+                            f"not retried: the budget's ${budget.remaining_usd:.6f} left cannot "
+                            f"cover another attempt (up to ${worst:.6f})"
+                        )
+                    else:
+                        builder.budget_skipped = (
+                            f"not started: the budget's ${budget.remaining_usd:.6f} left (of "
+                            f"${budget.limit_usd:g}) cannot cover this call's worst case "
+                            f"(${worst:.6f})"
+                        )
                     return
-            async for event in _http.stream(
-                client,
-                request,
-                fmt.translator(model, cell.call_id),
-                attempt=number,
-                timeout=read_timeout,
-                error_detail=fmt.error_detail,
-                error_fault=fmt.error_fault,
-            ):
-                att.fold(event)
-                for observer in observers:
-                    try:
-                        observer.on_event(cell, event)
-                    except Exception as exc:  # a broken display must not lose the call
-                        _observer_failed(observer, exc)
-            att.t_end = time.monotonic()
-            if att.error is None:
-                return
-            if not att.error.retryable or retry_number >= self.retry.retries:
-                return
-            retry_after = att.error.retry_after
-            if retry_after is not None and retry_after > self.retry.max_retry_after_s:
-                return
+            att = builder.new_attempt()
+            try:
+                again = await self._attempt(
+                    client,
+                    cell,
+                    fmt,
+                    request,
+                    read_timeout,
+                    att,
+                    number=len(builder.attempts),
+                    last_try=retry_number >= self.retry.retries,
+                )
+                if not again:
+                    return
+            finally:
+                if reserved is not None and budget is not None:
+                    budget.settle(reserved, builder.attempt_cost(att))
+            retry_after = att.error.retry_after if att.error is not None else None
             await self._sleep(self.retry.delay(retry_number + 1, retry_after, self._rng))
+
+    async def _attempt(
+        self,
+        client: httpx2.AsyncClient,
+        cell: Cell,
+        fmt: providers.WireFormat,
+        request: providers.WireRequest,
+        read_timeout: httpx2.Timeout,
+        att: Attempt,
+        *,
+        number: int,
+        last_try: bool,
+    ) -> bool:
+        """One attempt (the call's ``number``-th request), folded into ``att``; whether the call
+        should try again."""
+        model = cell.model
+        observers = self.observers
+        if model.server is not None:  # a local server that died comes back before the call
+            try:
+                await asyncio.to_thread(model.server.ensure_running)
+            except ProviderError as exc:
+                att.error = StreamError(
+                    exc.kind, exc.message, False, call_id=cell.call_id, t=time.monotonic()
+                )
+                att.t_end = time.monotonic()
+                return False
+        async for event in _http.stream(
+            client,
+            request,
+            fmt.translator(model, cell.call_id),
+            attempt=number,
+            timeout=read_timeout,
+            error_detail=fmt.error_detail,
+            error_fault=fmt.error_fault,
+        ):
+            att.fold(event)
+            for observer in observers:
+                try:
+                    observer.on_event(cell, event)
+                except Exception as exc:  # a broken display must not lose the call
+                    _observer_failed(observer, exc)
+        att.t_end = time.monotonic()
+        error = att.error
+        if error is None or not error.retryable or last_try:
+            return False
+        return error.retry_after is None or error.retry_after <= self.retry.max_retry_after_s
 
 
 # A run allocates many small short-lived objects (parsed chunks, events) beside a heap that

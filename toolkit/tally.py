@@ -74,7 +74,10 @@ class Tally:
         self.passed = 0
         self.errors = 0
         self.cancelled = 0
+        self.skipped = 0
         self.retries = 0
+        # Set by the runner while an endpoint's concurrency is cut back by rate limits.
+        self.throttled: str | None = None
         self.spend = 0.0
         self.per_model: dict[str, ModelTally] = {m: ModelTally() for m in models}
         self.failures: deque[dict[str, Any]] = deque(maxlen=5)
@@ -99,6 +102,9 @@ class Tally:
         if record.error_kind == "cancelled":  # the user stopped it: no failure of the model
             self.cancelled += 1
             model.cancelled += 1
+            return
+        if record.status == "skipped_budget":  # never started: says nothing of the model
+            self.skipped += 1
             return
         model.calls += 1
         model.spend += record.cost_usd or 0.0
@@ -159,6 +165,8 @@ class Tally:
             "total": self.planned,
             "in_flight": self.in_flight if running else 0,
             "cancelled": self.cancelled,
+            "skipped": self.skipped,
+            "throttled": self.throttled if running else None,
             "eta_s": self.eta_s() if running else None,
             "spend_usd": self.spend,
             "budget_usd": budget_usd,

@@ -18,17 +18,20 @@ const LIVE_STATES = ["starting", "running"];
 // dashboard.py progress_line says the same. A run that ended has no ETA: it says how it ended.
 function progressLine(s) {
   const total = s.total || 0, done = s.done || 0, cancelled = s.cancelled || 0;
+  const skipped = s.skipped || 0;
   let spend = `spend ${usd(s.spend_usd)}`;
   if (s.budget_usd) spend += ` of ${usd(s.budget_usd)}`;
   let parts;
   if (LIVE_STATES.includes(s.state)) {
     const eta = s.eta_s === null || s.eta_s === undefined ? "–" : Math.ceil(s.eta_s) + "s";
     parts = [`${done} / ${total} calls`, `${s.in_flight || 0} in flight`, `ETA ${eta}`];
+    if (s.throttled) parts.push(String(s.throttled));
   } else {
-    parts = [s.state || "finished", `${done - cancelled} of ${total} planned calls done`];
+    parts = [s.state || "finished", `${done - cancelled - skipped} of ${total} planned calls done`];
     if (cancelled) parts.push(`${cancelled} cancelled`);
     if (total > done) parts.push(`${total - done} not started`);
   }
+  if (skipped) parts.push(`${skipped} skipped (budget)`);
   return [...parts, spend].join(" · ");
 }
 

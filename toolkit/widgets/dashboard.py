@@ -55,17 +55,23 @@ def progress_line(s: dict[str, Any]) -> str:
     if s.get("budget_usd"):
         spend += f" of {_usd(s['budget_usd'])}"
     cancelled = s.get("cancelled", 0)
+    skipped = s.get("skipped", 0)
     state = s.get("state") or ""
     if state in LIVE_STATES:
         eta = s.get("eta_s")
         eta_text = "–" if eta is None else f"{math.ceil(eta)}s"
         parts = [f"{done} / {total} calls", f"{s.get('in_flight', 0)} in flight", f"ETA {eta_text}"]
+        if s.get("throttled"):
+            parts.append(str(s["throttled"]))
     else:
-        parts = [state or "finished", f"{done - cancelled} of {total} planned calls done"]
+        finished = done - cancelled - skipped
+        parts = [state or "finished", f"{finished} of {total} planned calls done"]
         if cancelled:
             parts.append(f"{cancelled} cancelled")
         if total > done:
             parts.append(f"{total - done} not started")
+    if skipped:
+        parts.append(f"{skipped} skipped (budget)")
     return " · ".join([*parts, spend])
 
 
