@@ -92,13 +92,17 @@ class RunInterrupted(KeyboardInterrupt):
 @dataclass
 class Prepared:
     """A run checked and planned before anything is sent: its models (checked once), tasks
-    (loaded once), cells and options. The live displays are built from it."""
+    (loaded once), cells and options. The live displays are built from it.
+
+    ``resumed``: with ``tk.run(resume=run_id)``, the calls the store already holds a finished
+    row of; ``cells`` are then only the others."""
 
     run_id: str
     models: list[Model]
     tasks: list[Task]
     cells: list[Cell]
     options: RunOptions
+    resumed: list[CallRecord] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -138,6 +142,68 @@ def prepare(tasks: Any, models: Any, options: RunOptions, *, run_id: str | None 
     return Prepared(run_id or new_run_id(), checked, task_list, cells, options)
 
 
+def cell_key(task_id: str, prompt: str | None, model: str, repeat: int) -> tuple[Any, ...]:
+    """What a planned call is, whichever run or attempt made it: task, prompt, model, repeat."""
+    return (task_id, prompt, model, repeat)
+
+
+def prepare_resume(prepared: Prepared, run_id: str) -> Prepared:
+    """``prepared`` continuing the logged run ``run_id``: only the calls that have no finished
+    row there (cancelled, never started, lost with a killed process) are planned again, under
+    their own place in the plan (``seq``), and their rows are added to that run.
+
+    Raises:
+        ConfigError: no store, no such run, or a plan that is not that run's (other models,
+            tasks, repeats or prompt variants).
+    """
+    options = prepared.options
+    if options.store is False:
+        raise ConfigError("resume= continues a logged run: it needs the store (drop store=False).")
+    db = open_store(options.store)
+    assert db is not None
+    try:
+        if run_id not in db.run_ids():
+            known = db.run_ids()[-5:]
+            raise ConfigError(
+                f"resume={run_id!r}: no such run in {db.path!r}; recent runs: {known} "
+                "(tk.runs() lists them all)."
+            )
+        logged = db.runs().set_index("run_id").loc[run_id]
+        records = db.records(run_id)
+    finally:
+        if not isinstance(options.store, Store):
+            db.close()
+    planned = (list(logged["models"]), int(logged["tasks"]), int(logged["repeats"]))
+    now = (prepared.names, len(prepared.tasks), options.repeats)
+    if planned != now:
+        raise ConfigError(
+            f"resume={run_id!r} was planned as models {planned[0]}, {planned[1]} tasks, "
+            f"{planned[2]} repeats; this call plans models {now[0]}, {now[1]} tasks, {now[2]} "
+            "repeats. Pass the run's own tasks, models and repeats to resume it."
+        )
+    keys = {
+        cell_key(c.task.id, c.prompt.name if c.prompt else None, c.model.name, c.repeat)
+        for c in prepared.cells
+    }
+    finished = [r for r in records if r.error_kind != "cancelled" and r.status != "skipped_budget"]
+    done = {cell_key(r.task_id, r.prompt, r.model, r.repeat) for r in finished}
+    if not done <= keys:
+        raise ConfigError(
+            f"resume={run_id!r}: its logged calls are not all in this plan (other tasks or "
+            "prompt variants); pass the run's own tasks and prompts to resume it."
+        )
+    todo = [
+        c
+        for c in prepared.cells
+        if cell_key(c.task.id, c.prompt.name if c.prompt else None, c.model.name, c.repeat)
+        not in done
+    ]
+    name = logged["name"] if isinstance(logged["name"], str) else options.name
+    return replace(
+        prepared, run_id=run_id, cells=todo, options=replace(options, name=name), resumed=finished
+    )
+
+
 async def execute(prepared: Prepared, observers: Sequence[Observer] = ()) -> Run:
     """Run a prepared plan: every call logged to the store as it ends, one record per cell."""
     options = prepared.options
@@ -159,6 +225,8 @@ async def execute(prepared: Prepared, observers: Sequence[Observer] = ()) -> Run
             db.end_run(prepared.run_id)
             if not isinstance(options.store, Store):
                 db.close()
+    if prepared.resumed:  # the calls logged before, then these, in the plan's order
+        records = sorted([*prepared.resumed, *records], key=lambda r: r.seq)
     return Run(
         prepared.run_id,
         records,
@@ -190,6 +258,7 @@ async def arun(
     structured: bool | None = None,
     prompts: Any = None,
     budget_usd: float | None = None,
+    resume: str | None = None,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -212,7 +281,10 @@ async def arun(
         reask=reask,
         structured=structured,
     )
-    return await execute(prepare(tasks, models, options, run_id=run_id), observers)
+    prepared = prepare(tasks, models, options, run_id=run_id)
+    if resume is not None:
+        prepared = prepare_resume(prepared, resume)
+    return await execute(prepared, observers)
 
 
 def _default_name(tasks: Any) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._sync import run_sync
-from .api import Prepared, Run, RunInterrupted, execute, prepare, prepare_compare
+from .api import Prepared, Run, RunInterrupted, execute, prepare, prepare_compare, prepare_resume
 from .events import Event
 from .models import Model
 from .options import RunOptions
@@ -83,7 +83,7 @@ def _keep(run: Run) -> Run:
 
 def _interrupted(prepared: Prepared, collector: _Collector) -> RunInterrupted:
     """The exception that hands the partial run back; in IPython it prints as one line."""
-    records = sorted(collector.records, key=lambda r: r.seq)
+    records = sorted([*prepared.resumed, *collector.records], key=lambda r: r.seq)
     options = prepared.options
     run = Run(
         prepared.run_id,
@@ -217,6 +217,7 @@ def run(
     structured: bool | None = None,
     prompts: Any = None,
     budget_usd: float | None = None,
+    resume: str | None = None,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -256,6 +257,9 @@ def run(
             the model's prices) before it starts, and settles what it was billed after. Calls
             that cannot fit are rows with ``status="skipped_budget"``. Every model then needs
             ``max_tokens`` and prices (a ``ConfigError`` names the fix).
+        resume: a run id in the store: run only the calls it has no finished row of (cancelled,
+            never started, lost with a killed kernel or process), with the same tasks, models,
+            repeats and prompts, adding their rows to that run. ``run.df`` is then the whole run.
 
     Returns:
         A :class:`Run`; ``run.df`` is the per-call DataFrame. Failed calls are rows, not errors.
@@ -280,6 +284,8 @@ def run(
         structured=structured,
     )
     prepared = prepare(tasks, models, options)  # mistakes raise here, before any UI
+    if resume is not None:
+        prepared = prepare_resume(prepared, resume)
     total = len(prepared.cells)
     tally = Tally(prepared.lanes, total)  # the one live count every face reads
     view: Any = None
