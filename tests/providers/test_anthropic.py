@@ -8,7 +8,6 @@ The recordings of real Anthropic streams are replayed in test_recorded_anthropic
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -16,12 +15,12 @@ import orjson
 import pytest
 
 import toolkit as tk
-from toolkit.events import Event, Finish, ReasoningDelta, Started, StreamError, TextDelta, Usage
-from toolkit.providers import _http, wire_format
+from toolkit.events import Event, Finish, ReasoningDelta, Started, TextDelta, Usage
 from toolkit.providers import anthropic as fmt
+from toolkit.providers import wire_format
 from toolkit.validate import Schema
 
-from .test_openai_chat import splits
+from ._mock import catch_request, client_for, error_of, joined, splits, wire_events
 
 KEY = "sk-ant-api03-secret-value"
 MESSAGES = [
@@ -101,54 +100,15 @@ STREAMS = {
 }
 
 
-def client_for(
-    chunks: list[bytes],
-    *,
-    status: int = 200,
-    content_type: str = "text/event-stream",
-    headers: dict[str, str] | None = None,
-) -> httpx2.AsyncClient:
-    async def body() -> AsyncIterator[bytes]:
-        for piece in chunks:
-            yield piece
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(
-            status, headers={"content-type": content_type, **(headers or {})}, content=body()
-        )
-
-    return httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-
-
 MODEL = tk.Model.anthropic("claude-sonnet-4-5", base_url="http://127.0.0.1:9")
 
 
 async def collect(client: httpx2.AsyncClient) -> list[Event]:
-    request = fmt.FORMAT.build_request(MODEL, MESSAGES, key=None)
-    async with client:
-        return [
-            e
-            async for e in _http.stream(
-                client,
-                request,
-                fmt.FORMAT.translator(MODEL, "c1"),
-                error_detail=fmt.FORMAT.error_detail,
-            )
-        ]
+    return await wire_events(client, fmt.FORMAT, MODEL, MESSAGES)
 
 
 def run(chunks: list[bytes], **kw: Any) -> list[Event]:
     return asyncio.run(collect(client_for(chunks, **kw)))
-
-
-def joined(events: list[Event], kind: type[TextDelta | ReasoningDelta]) -> str:
-    return "".join(e.text for e in events if isinstance(e, kind))
-
-
-def error_of(events: list[Event]) -> StreamError | None:
-    errors = [e for e in events if isinstance(e, StreamError)]
-    assert len(errors) <= 1
-    return errors[0] if errors else None
 
 
 def usages(events: list[Event]) -> list[tuple[Any, ...]]:
@@ -164,28 +124,15 @@ def usages(events: list[Event]) -> list[tuple[Any, ...]]:
 
 def captured_request(model: tk.Model, key: str | None = KEY) -> httpx2.Request:
     """The request ``model`` sends, caught by a MockTransport that answers a minimal stream."""
-    seen: list[httpx2.Request] = []
     minimal = (
         event("message_start", {"message": {"id": "msg_1", "usage": {"input_tokens": 1}}})
         + event("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {}})
         + event("message_stop", {})
     )
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        seen.append(request)
-        return httpx2.Response(
-            200, headers={"content-type": "text/event-stream"}, content=minimal.encode()
-        )
-
-    async def go() -> list[Event]:
-        wire = wire_format(model.wire_format)
-        request = wire.build_request(model, MESSAGES, key=key)
-        async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
-            return [e async for e in _http.stream(client, request, wire.translator(model, "c"))]
-
-    events = asyncio.run(go())
+    request, events = catch_request(
+        wire_format(model.wire_format), model, MESSAGES, minimal, key=key
+    )
     assert [e.reason for e in events if isinstance(e, Finish)] == ["stop"]
-    (request,) = seen
     return request
 
 

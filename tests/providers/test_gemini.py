@@ -4,7 +4,6 @@ on a hand-made stream re-chunked at every split point."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -12,9 +11,11 @@ import orjson
 import pytest
 
 import toolkit as tk
-from toolkit.events import Event, Finish, ReasoningDelta, Started, StreamError, TextDelta, Usage
-from toolkit.providers import _http, gemini, wire_format
+from toolkit.events import Event, Finish, ReasoningDelta, Started, Usage
+from toolkit.providers import gemini, wire_format
 from toolkit.validate import Schema
+
+from ._mock import catch_request, client_for, error_of, splits, text_of, wire_events
 
 KEY = "AIzaTEST-not-a-real-key-0123"
 
@@ -60,59 +61,17 @@ STREAMS: dict[str, str] = {
 }
 
 
-def splits(raw: bytes) -> list[list[bytes]]:
-    """Every way of cutting ``raw`` in two, and every fixed chunk size up to 40."""
-    out = [[raw[:i], raw[i:]] for i in range(len(raw) + 1)]
-    out += [[raw[i : i + size] for i in range(0, len(raw), size)] for size in range(1, 40)]
-    return out
-
-
-def client_for(
-    chunks: list[bytes],
-    *,
-    status: int = 200,
-    content_type: str = "text/event-stream",
-    headers: dict[str, str] | None = None,
-) -> httpx2.AsyncClient:
-    async def body() -> AsyncIterator[bytes]:
-        for piece in chunks:
-            yield piece
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(
-            status, headers={"content-type": content_type, **(headers or {})}, content=body()
-        )
-
-    return httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-
-
 MODEL = tk.Model.gemini("gemini-2.5-flash")
 
 
 async def collect(client: httpx2.AsyncClient) -> list[Event]:
-    request = gemini.FORMAT.build_request(MODEL, [{"role": "user", "content": "hi"}], key=KEY)
-    translator = gemini.FORMAT.translator(MODEL, "c1")
-    async with client:
-        return [
-            e
-            async for e in _http.stream(
-                client, request, translator, error_detail=gemini.FORMAT.error_detail
-            )
-        ]
+    return await wire_events(
+        client, gemini.FORMAT, MODEL, [{"role": "user", "content": "hi"}], key=KEY
+    )
 
 
 def run(chunks: list[bytes], **kw: Any) -> list[Event]:
     return asyncio.run(collect(client_for(chunks, **kw)))
-
-
-def text_of(events: list[Event]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def error_of(events: list[Event]) -> StreamError | None:
-    errors = [e for e in events if isinstance(e, StreamError)]
-    assert len(errors) <= 1
-    return errors[0] if errors else None
 
 
 def test_registry_finds_the_format() -> None:
@@ -325,28 +284,16 @@ def test_whole_json_error_with_200() -> None:
 # ---- the request ---------------------------------------------------------------------------
 
 
-def capture(model: tk.Model, messages: list[dict[str, Any]], **kw: Any) -> httpx2.Request:
+def capture(
+    model: tk.Model,
+    messages: list[dict[str, Any]],
+    key: str | None = KEY,
+    schema: Schema | None = None,
+) -> httpx2.Request:
     """The request the format sends for ``model``, caught by a MockTransport."""
-    seen: list[httpx2.Request] = []
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        seen.append(request)
-        return httpx2.Response(
-            200,
-            headers={"content-type": "text/event-stream"},
-            content=f"data: {chunk([{'text': 'ok'}], 'STOP', TOTALS)}\n\n".encode(),
-        )
-
-    async def go() -> None:
-        request = gemini.FORMAT.build_request(model, messages, key=kw.pop("key", KEY), **kw)
-        async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
-            events = [
-                e async for e in _http.stream(client, request, gemini.FORMAT.translator(model, "c"))
-            ]
-        assert text_of(events) == "ok"
-
-    asyncio.run(go())
-    (request,) = seen
+    answer = f"data: {chunk([{'text': 'ok'}], 'STOP', TOTALS)}\n\n"
+    request, events = catch_request(gemini.FORMAT, model, messages, answer, key=key, schema=schema)
+    assert text_of(events) == "ok"
     return request
 
 

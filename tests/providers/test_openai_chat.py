@@ -12,8 +12,10 @@ import httpx2
 import orjson
 import pytest
 
-from toolkit.events import Event, Finish, ReasoningDelta, Started, StreamError, TextDelta, Usage
+from toolkit.events import Event, Finish, ReasoningDelta, Started, Usage
 from toolkit.providers import openai_chat
+
+from ._mock import client_for, error_of, splits, text_of
 
 URL = "http://127.0.0.1:9/v1/chat/completions"
 
@@ -72,32 +74,6 @@ MULTILINE = (
 )
 
 
-def splits(raw: bytes) -> list[list[bytes]]:
-    """Every way of cutting ``raw`` in two, and every fixed chunk size."""
-    out = [[raw[:i], raw[i:]] for i in range(len(raw) + 1)]
-    out += [[raw[i : i + size] for i in range(0, len(raw), size)] for size in range(1, 40)]
-    return out
-
-
-def client_for(
-    chunks: list[bytes],
-    *,
-    status: int = 200,
-    content_type: str = "text/event-stream",
-    headers: dict[str, str] | None = None,
-) -> httpx2.AsyncClient:
-    async def body() -> AsyncIterator[bytes]:
-        for piece in chunks:
-            yield piece
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(
-            status, headers={"content-type": content_type, **(headers or {})}, content=body()
-        )
-
-    return httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-
-
 async def collect(client: httpx2.AsyncClient) -> list[Event]:
     async with client:
         return [e async for e in openai_chat.stream(client, URL, {}, {"model": "m"}, call_id="c1")]
@@ -105,16 +81,6 @@ async def collect(client: httpx2.AsyncClient) -> list[Event]:
 
 def run(chunks: list[bytes], **kw: Any) -> list[Event]:
     return asyncio.run(collect(client_for(chunks, **kw)))
-
-
-def text_of(events: list[Event]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def error_of(events: list[Event]) -> StreamError | None:
-    errors = [e for e in events if isinstance(e, StreamError)]
-    assert len(errors) <= 1
-    return errors[0] if errors else None
 
 
 @pytest.mark.parametrize("name", sorted(STREAMS))

@@ -25,7 +25,7 @@ from toolkit.events import (
 )
 from toolkit.providers import openai_chat
 
-from .test_openai_chat import client_for, splits
+from ._mock import client_for, joined, splits
 
 URL = "http://127.0.0.1:9/v1/chat/completions"
 
@@ -61,10 +61,6 @@ def at_every_split(raw: bytes, finish_optional: bool = False, step: int = 1) -> 
         return [await collect(p, finish_optional) for p in splits(raw)[::step]]
 
     return asyncio.run(go())
-
-
-def joined(events: list[Event], kind: type[TextDelta | ReasoningDelta | RefusalDelta]) -> str:
-    return "".join(e.text for e in events if isinstance(e, kind))
 
 
 def errors(events: list[Event]) -> list[StreamError]:

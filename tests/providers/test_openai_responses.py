@@ -8,7 +8,6 @@ The recordings of real Responses streams are replayed in test_recorded_responses
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -22,15 +21,14 @@ from toolkit.events import (
     ReasoningDelta,
     RefusalDelta,
     Started,
-    StreamError,
     TextDelta,
     Usage,
 )
-from toolkit.providers import _http, names, wire_format
+from toolkit.providers import names, wire_format
 from toolkit.providers import openai_responses as fmt
 from toolkit.validate import Schema
 
-from .test_openai_chat import splits
+from ._mock import catch_request, client_for, error_of, joined, splits, wire_events
 
 KEY = "sk-proj-secret-value-123"
 MESSAGES = [
@@ -126,54 +124,15 @@ STREAMS = {
 }
 
 
-def client_for(
-    chunks: list[bytes],
-    *,
-    status: int = 200,
-    content_type: str = "text/event-stream",
-    headers: dict[str, str] | None = None,
-) -> httpx2.AsyncClient:
-    async def body() -> AsyncIterator[bytes]:
-        for piece in chunks:
-            yield piece
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(
-            status, headers={"content-type": content_type, **(headers or {})}, content=body()
-        )
-
-    return httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-
-
 MODEL = tk.Model("gpt-5-mini", base_url="http://127.0.0.1:9/v1", wire_format="openai-responses")
 
 
 async def collect(client: httpx2.AsyncClient) -> list[Event]:
-    request = fmt.FORMAT.build_request(MODEL, MESSAGES, key=None)
-    async with client:
-        return [
-            e
-            async for e in _http.stream(
-                client,
-                request,
-                fmt.FORMAT.translator(MODEL, "c1"),
-                error_detail=fmt.FORMAT.error_detail,
-            )
-        ]
+    return await wire_events(client, fmt.FORMAT, MODEL, MESSAGES)
 
 
 def run(chunks: list[bytes], **kw: Any) -> list[Event]:
     return asyncio.run(collect(client_for(chunks, **kw)))
-
-
-def joined(events: list[Event], kind: type[TextDelta | ReasoningDelta | RefusalDelta]) -> str:
-    return "".join(e.text for e in events if isinstance(e, kind))
-
-
-def error_of(events: list[Event]) -> StreamError | None:
-    errors = [e for e in events if isinstance(e, StreamError)]
-    assert len(errors) <= 1
-    return errors[0] if errors else None
 
 
 def finishes(events: list[Event]) -> list[tuple[str, str | None]]:
@@ -198,26 +157,12 @@ def captured_request(
     schema: Schema | None = None,
 ) -> httpx2.Request:
     """The request ``model`` sends, caught by a MockTransport that answers a minimal stream."""
-    seen: list[httpx2.Request] = []
     minimal = event("response.created", {"response": response()}) + event(
         "response.completed", {"response": response("completed")}
     )
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        seen.append(request)
-        return httpx2.Response(
-            200, headers={"content-type": "text/event-stream"}, content=minimal.encode()
-        )
-
-    async def go() -> list[Event]:
-        wire = wire_format(model.wire_format)
-        request = wire.build_request(model, messages, key=key, schema=schema)
-        async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
-            return [e async for e in _http.stream(client, request, wire.translator(model, "c"))]
-
-    events = asyncio.run(go())
+    wire = wire_format(model.wire_format)
+    request, events = catch_request(wire, model, messages, minimal, key=key, schema=schema)
     assert finishes(events) == [("stop", RID)]
-    (request,) = seen
     return request
 
 

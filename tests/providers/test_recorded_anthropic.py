@@ -28,34 +28,23 @@ Calls are made with ``retries=0``, so each row is exactly one replay.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 import re
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import pandas as pd
 import pytest
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import Response
 
 import toolkit as tk
 
+from . import _replay
 from ._loopback import serve
 
-HERE = Path(__file__).resolve()
-RECORDINGS = Path(
-    os.environ.get("STREAMBENCH_RECORDINGS") or HERE.parents[3] / "shared" / "recorded-streams"
-)
-if not RECORDINGS.is_dir():
-    pytest.skip(f"no recorded streams at {RECORDINGS}", allow_module_level=True)
+_replay.require_recordings()
 
 KEY = "sk-ant-replay-key-000"
-PRICE_IN, PRICE_OUT, PRICE_CACHED = 3.0, 15.0, 0.3
+PRICES = _replay.Prices(price_in=3.0, price_out=15.0, price_cached=0.3)
 # The issue's rule for Anthropic's stop reasons.
 FINISH = {
     "end_turn": "stop",
@@ -64,37 +53,12 @@ FINISH = {
     "tool_use": "tool_calls",
 }
 
-
-def _sidecars() -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for path in sorted(RECORDINGS.glob("*.json")):
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        if meta.get("format") == "anthropic-messages" and path.with_suffix(".sse").is_file():
-            out[meta["id"]] = meta
-    return out
-
-
-SIDECARS = _sidecars()
+SIDECARS = _replay.sidecars("anthropic-messages")
 SEEN: list[dict[str, str]] = []  # the headers of every request the replay server got
 
 
-def _body(rid: str) -> bytes:
-    return RECORDINGS.joinpath(f"{rid}.sse").read_bytes()
-
-
-def _data_objects(rid: str) -> list[dict[str, Any]]:
-    """The JSON of every ``data:`` line of a recording (each of these events is one line)."""
-    out = []
-    for line in _body(rid).decode("utf-8").splitlines():
-        if line.startswith("data:"):
-            value = json.loads(line[5:])
-            if isinstance(value, dict):
-                out.append(value)
-    return out
-
-
 def _message_id(rid: str) -> str | None:
-    for obj in _data_objects(rid):
+    for obj in _replay.data_objects(rid):
         if obj.get("type") == "message_start":
             message_id: str | None = obj["message"].get("id")
             return message_id
@@ -104,37 +68,19 @@ def _message_id(rid: str) -> str | None:
 def _thinking_tokens(rid: str) -> int | None:
     """``output_tokens_details.thinking_tokens`` of the stream's last ``message_delta``."""
     found = None
-    for obj in _data_objects(rid):
+    for obj in _replay.data_objects(rid):
         if obj.get("type") == "message_delta":
             details = (obj.get("usage") or {}).get("output_tokens_details") or {}
             found = details.get("thinking_tokens", found)
     return found
 
 
-async def _messages(request: Request) -> Response:
-    rid = request.path_params["rid"]
-    size = int(request.path_params["size"])
-    meta = SIDECARS.get(rid)
-    if meta is None:
-        return Response(status_code=404)
-    await request.body()
+def _seen(request: Request, sent: bytes) -> Response | None:
     SEEN.append(dict(request.headers))
-    body = _body(rid)
-    media_type = (meta["response"].get("headers") or {}).get("content-type") or "text/event-stream"
-
-    async def pieces() -> AsyncIterator[bytes]:
-        if size <= 0:
-            yield body
-            return
-        for i in range(0, len(body), size):
-            yield body[i : i + size]
-
-    return StreamingResponse(
-        pieces(), status_code=meta["response"]["status"], media_type=media_type
-    )
+    return None
 
 
-APP = Starlette(routes=[Route("/{rid}/{size:int}/v1/messages", _messages, methods=["POST"])])
+APP = _replay.replay_app("/{rid}/{size:int}/v1/messages", SIDECARS, on_request=_seen)
 
 
 @pytest.fixture(scope="module")
@@ -153,37 +99,15 @@ def _model(url: str, rid: str, size: int) -> tk.Model:
         SIDECARS[rid]["request"].get("model") or "claude-recorded",
         alias=f"split-{size}" if size else "whole",
         base_url=f"{url}/{rid}/{size}",
-        price_in=PRICE_IN,
-        price_out=PRICE_OUT,
-        price_cached=PRICE_CACHED,
+        **PRICES._asdict(),
     )
-
-
-def _replay(models: list[tk.Model]) -> list[Any]:
-    async def rows() -> list[Any]:
-        df: pd.DataFrame = await tk.acompare("replay", models, store=False, retries=0)
-        assert list(df.model) == [m.name for m in models]
-        return list(df.itertuples())
-
-    return asyncio.run(rows())
-
-
-def _sizes(rid: str) -> tuple[int, ...]:
-    n = len(_body(rid))
-    if n <= 2_500:
-        return (0, 1, 7, 64)
-    return (0, 7, 64) if n <= 40_000 else (0, 64, 1024)
 
 
 def check_row(row: Any, rid: str) -> list[str]:
     """Every way ``row`` differs from the sidecar's ``expected`` (empty when it matches)."""
     expected = SIDECARS[rid]["expected"]
-    wrong: list[str] = []
-
-    def same(column: str, got: Any, want: Any) -> None:
-        if got != want:
-            wrong.append(f"{column}: got {got!r}, expected {want!r}")
-
+    wrong = _replay.Mismatches()
+    same = wrong.same
     same("status", row.status, expected["status"])
     same("text", row.text, expected["text"])
     same("reasoning_text", row.reasoning_text, expected["reasoning_text"] or "")
@@ -204,13 +128,8 @@ def check_row(row: Any, rid: str) -> list[str]:
         reasoning = _thinking_tokens(rid) or 0
     same("reasoning_tokens", row.reasoning_tokens, reasoning)
     same("cost_source", row.cost_source, "priced")
-    priced = (
-        (whole_prompt - cached) * PRICE_IN
-        + cached * PRICE_CACHED
-        + expected["output_tokens"] * PRICE_OUT
-    ) / 1_000_000
-    if row.cost_usd != pytest.approx(priced, rel=1e-9, abs=1e-15):
-        wrong.append(f"cost_usd: got {row.cost_usd!r}, priced {priced!r}")
+    priced = PRICES.cost(whole_prompt, cached, expected["output_tokens"])
+    wrong.cost(row.cost_usd, priced, "priced")
     return wrong
 
 
@@ -222,7 +141,7 @@ def test_every_anthropic_recording_is_here() -> None:
 @pytest.mark.parametrize("rid", sorted(SIDECARS))
 def test_recorded_stream_matches_its_sidecar(replay_url: str, rid: str) -> None:
     SEEN.clear()
-    rows = _replay([_model(replay_url, rid, size) for size in _sizes(rid)])
+    rows = _replay.replay([_model(replay_url, rid, size) for size in _replay.sizes(rid)])
     problems = {row.model: check_row(row, rid) for row in rows}
     assert not any(problems.values()), problems
     assert len(SEEN) == len(rows)
@@ -234,14 +153,14 @@ def test_cache_reads_are_priced_as_cache_reads(replay_url: str) -> None:
     # The recording whose prompt was read from the cache: its whole prompt is Anthropic's
     # input_tokens plus the cache reads, and only the reads get the cached price.
     rid = "anthropic-prompt-caching-async-stream-legacy"
-    (row,) = _replay([_model(replay_url, rid, 0)])
+    (row,) = _replay.replay([_model(replay_url, rid, 0)])
     assert (row.input_tokens, row.cached_tokens) == (4 + 1167, 1167)
     assert row.cost_usd == pytest.approx((4 * 3.0 + 1167 * 0.3 + 256 * 15.0) / 1e6)
 
 
 def test_thinking_tokens_count_inside_output(replay_url: str) -> None:
     rid = "anthropic-completion-streaming-with-extended-think"
-    assert re.search(r'"thinking_tokens":\s*53', _body(rid).decode())
-    (row,) = _replay([_model(replay_url, rid, 0)])
+    assert re.search(r'"thinking_tokens":\s*53', _replay.body(rid).decode())
+    (row,) = _replay.replay([_model(replay_url, rid, 0)])
     assert (row.output_tokens, row.reasoning_tokens) == (93, 53)
     assert row.reasoning_text.startswith("This is a simple arithmetic question.")

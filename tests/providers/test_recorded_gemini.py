@@ -24,34 +24,23 @@ Calls are made with ``retries=0`` so each row is exactly one replay.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 import re
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import pandas as pd
 import pytest
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import Response
 
 import toolkit as tk
 
+from . import _replay
 from ._loopback import serve
 
-HERE = Path(__file__).resolve()
-RECORDINGS = Path(
-    os.environ.get("STREAMBENCH_RECORDINGS") or HERE.parents[3] / "shared" / "recorded-streams"
-)
-if not RECORDINGS.is_dir():
-    pytest.skip(f"no recorded streams at {RECORDINGS}", allow_module_level=True)
+_replay.require_recordings()
 
 KEY = "AIzaREPLAY-key-0000"
-PRICE_IN, PRICE_OUT, PRICE_CACHED = 1.0, 2.0, 0.5
+PRICES = _replay.Prices(price_in=1.0, price_out=2.0, price_cached=0.5)
 # Gemini's finish reasons as the record's normalized column says them (written out here, not
 # taken from the adapter, so a wrong table there fails).
 NORMALIZED = {
@@ -64,21 +53,7 @@ NORMALIZED = {
     "SPII": "content_filter",
 }
 
-
-def _sidecars() -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for path in sorted(RECORDINGS.glob("*.json")):
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        if meta.get("format") == "gemini" and path.with_suffix(".sse").is_file():
-            out[meta["id"]] = meta
-    return out
-
-
-SIDECARS = _sidecars()
-
-
-def _body(rid: str) -> bytes:
-    return RECORDINGS.joinpath(f"{rid}.sse").read_bytes()
+SIDECARS = _replay.sidecars("gemini")
 
 
 def _cut(body: bytes) -> bytes:
@@ -87,39 +62,19 @@ def _cut(body: bytes) -> bytes:
     return b"\n\n".join(events[:-1]) + b"\n\n"
 
 
-async def _stream(request: Request) -> Response:
-    rid = request.path_params["rid"]
-    size = int(request.path_params["size"])
-    meta = SIDECARS.get(rid)
-    if meta is None or request.query_params.get("alt") != "sse":
+def _refused(request: Request, sent: bytes) -> Response | None:
+    if request.query_params.get("alt") != "sse":
         return Response(status_code=404)
     if request.headers.get("x-goog-api-key") != KEY:  # the key went where Gemini wants it
         return Response(b'{"error": {"code": 401, "status": "UNAUTHENTICATED"}}', 401)
-    await request.body()
-    body = _body(rid) if request.path_params["variant"] == "full" else _cut(_body(rid))
-    headers = meta["response"].get("headers") or {}
-    media_type = headers.get("content-type") or "text/event-stream"
-
-    async def pieces() -> AsyncIterator[bytes]:
-        if size <= 0:
-            yield body
-            return
-        for i in range(0, len(body), size):
-            yield body[i : i + size]
-
-    return StreamingResponse(
-        pieces(), status_code=meta["response"]["status"], media_type=media_type
-    )
+    return None
 
 
-APP = Starlette(
-    routes=[
-        Route(
-            "/{rid}/{variant}/{size:int}/v1beta/models/{model}:streamGenerateContent",
-            _stream,
-            methods=["POST"],
-        )
-    ]
+APP = _replay.replay_app(
+    "/{rid}/{variant}/{size:int}/v1beta/models/{model}:streamGenerateContent",
+    SIDECARS,
+    variants={"cut": _cut},
+    on_request=_refused,
 )
 
 
@@ -145,42 +100,20 @@ def _model(url: str, rid: str, size: int, variant: str = "full") -> tk.Model:
         _model_id(SIDECARS[rid]),
         alias=f"split-{size}" if size else "whole",
         base_url=f"{url}/{rid}/{variant}/{size}",
-        price_in=PRICE_IN,
-        price_out=PRICE_OUT,
-        price_cached=PRICE_CACHED,
+        **PRICES._asdict(),
     )
 
 
-def _replay(models: list[tk.Model]) -> list[Any]:
-    async def rows() -> list[Any]:
-        df: pd.DataFrame = await tk.acompare("replay", models, store=False, retries=0)
-        assert list(df.model) == [m.name for m in models]
-        return list(df.itertuples())
-
-    return asyncio.run(rows())
-
-
-def _sizes(rid: str) -> tuple[int, ...]:
-    n = len(_body(rid))
-    if n <= 2_500:
-        return (0, 1, 7, 64)
-    return (0, 7, 64) if n <= 40_000 else (0, 64, 1024)
-
-
 def _response_id(rid: str) -> str | None:
-    found = re.search(rb'"responseId"\s*:\s*"([^"]+)"', _body(rid))
+    found = re.search(rb'"responseId"\s*:\s*"([^"]+)"', _replay.body(rid))
     return found.group(1).decode() if found else None
 
 
 def check_row(row: Any, rid: str) -> list[str]:
     """Every way ``row`` differs from the sidecar's ``expected`` (empty when it matches)."""
     expected = SIDECARS[rid]["expected"]
-    wrong: list[str] = []
-
-    def same(column: str, got: Any, want: Any) -> None:
-        if got != want:
-            wrong.append(f"{column}: got {got!r}, expected {want!r}")
-
+    wrong = _replay.Mismatches()
+    same = wrong.same
     same("status", row.status, expected["status"])
     same("text", row.text, expected["text"])
     same("reasoning_text", row.reasoning_text, expected["reasoning_text"] or "")
@@ -200,13 +133,8 @@ def check_row(row: Any, rid: str) -> list[str]:
         same("reasoning_tokens", row.reasoning_tokens, expected["reasoning_tokens"] or 0)
         same("cost_source", row.cost_source, "priced")
         cached = expected["cached_tokens"] or 0
-        priced = (
-            (expected["input_tokens"] - cached) * PRICE_IN
-            + cached * PRICE_CACHED
-            + expected["output_tokens"] * PRICE_OUT
-        ) / 1_000_000
-        if row.cost_usd != pytest.approx(priced, rel=1e-9, abs=1e-15):
-            wrong.append(f"cost_usd: got {row.cost_usd!r}, priced {priced!r}")
+        priced = PRICES.cost(expected["input_tokens"], cached, expected["output_tokens"])
+        wrong.cost(row.cost_usd, priced, "priced")
     else:
         same("usage_source", row.usage_source, "estimated")
     return wrong
@@ -219,7 +147,7 @@ def test_every_gemini_recording_is_here() -> None:
 
 @pytest.mark.parametrize("rid", sorted(SIDECARS))
 def test_recorded_stream_matches_its_sidecar(replay_url: str, rid: str) -> None:
-    rows = _replay([_model(replay_url, rid, size) for size in _sizes(rid)])
+    rows = _replay.replay([_model(replay_url, rid, size) for size in _replay.sizes(rid)])
     problems = {row.model: check_row(row, rid) for row in rows}
     assert not any(problems.values()), problems
 
@@ -227,7 +155,7 @@ def test_recorded_stream_matches_its_sidecar(replay_url: str, rid: str) -> None:
 @pytest.mark.parametrize("rid", sorted(SIDECARS))
 def test_recorded_stream_without_its_last_event_is_truncated(replay_url: str, rid: str) -> None:
     # No [DONE] in Gemini: only the finishReason chunk says the answer is whole.
-    (row,) = _replay([_model(replay_url, rid, 0, "cut")])
+    (row,) = _replay.replay([_model(replay_url, rid, 0, "cut")])
     assert (row.status, row.error_kind) == ("error", "truncated"), row.error_message
     assert SIDECARS[rid]["expected"]["text"].startswith(row.text)
     assert not row.passed

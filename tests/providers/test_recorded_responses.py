@@ -38,34 +38,24 @@ streaming body). Calls are made with ``retries=0``, so each row is exactly one r
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import pandas as pd
 import pytest
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import Response
 
 import toolkit as tk
 
+from . import _replay
 from ._loopback import serve
 
-HERE = Path(__file__).resolve()
-RECORDINGS = Path(
-    os.environ.get("STREAMBENCH_RECORDINGS") or HERE.parents[3] / "shared" / "recorded-streams"
-)
-if not RECORDINGS.is_dir():
-    pytest.skip(f"no recorded streams at {RECORDINGS}", allow_module_level=True)
+_replay.require_recordings()
 
 KEY = "sk-proj-replay-key-000"
 KEY_ENV = "STREAMBENCH_REPLAY_RESPONSES_KEY"
-PRICE_IN, PRICE_OUT, PRICE_CACHED = 2.5, 10.0, 1.25
+PRICES = _replay.Prices(price_in=2.5, price_out=10.0, price_cached=1.25)
 INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
 CONCATENATED = "responses-openai-azure-reasoning-encrypted-content-1"
 # The first response of the concatenated recording (see the module docstring).
@@ -73,74 +63,30 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     CONCATENATED: {"text": "", "finish": "tool_calls", "input_tokens": 137, "output_tokens": 28}
 }
 
-
-def _sidecars() -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for path in sorted(RECORDINGS.glob("*.json")):
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        if meta.get("format") == "openai-responses" and path.with_suffix(".sse").is_file():
-            out[meta["id"]] = meta
-    return out
-
-
-SIDECARS = _sidecars()
+SIDECARS = _replay.sidecars("openai-responses")
 SEEN: list[tuple[str, dict[str, str], dict[str, Any]]] = []  # path, headers, body of each request
-
-
-def _body(rid: str) -> bytes:
-    return RECORDINGS.joinpath(f"{rid}.sse").read_bytes()
-
-
-def _data_objects(rid: str) -> list[dict[str, Any]]:
-    """The JSON of every ``data:`` line of a recording (each of these events is one line)."""
-    out = []
-    for line in _body(rid).decode("utf-8").splitlines():
-        if line.startswith("data:") and line[5:].strip() != "[DONE]":
-            value = json.loads(line[5:])
-            if isinstance(value, dict):
-                out.append(value)
-    return out
 
 
 def _responses(rid: str, kind: str) -> list[dict[str, Any]]:
     """The ``response`` object of every event of type ``kind``, in order."""
-    return [obj["response"] for obj in _data_objects(rid) if obj.get("type") == kind]
+    return [obj["response"] for obj in _replay.data_objects(rid) if obj.get("type") == kind]
 
 
 def _first_usage(rid: str) -> dict[str, Any]:
     """The usage of the recording's first terminal event."""
-    for obj in _data_objects(rid):
+    for obj in _replay.data_objects(rid):
         if obj.get("type") in ("response.completed", "response.incomplete"):
             usage: dict[str, Any] = obj["response"]["usage"]
             return usage
     raise AssertionError(f"{rid}: no terminal event")
 
 
-async def _responses_endpoint(request: Request) -> Response:
-    rid = request.path_params["rid"]
-    size = int(request.path_params["size"])
-    meta = SIDECARS.get(rid)
-    if meta is None:
-        return Response(status_code=404)
-    SEEN.append((request.url.path, dict(request.headers), json.loads(await request.body())))
-    body = _body(rid)
-    media_type = (meta["response"].get("headers") or {}).get("content-type") or "text/event-stream"
-
-    async def pieces() -> AsyncIterator[bytes]:
-        if size <= 0:
-            yield body
-            return
-        for i in range(0, len(body), size):
-            yield body[i : i + size]
-
-    return StreamingResponse(
-        pieces(), status_code=meta["response"]["status"], media_type=media_type
-    )
+def _seen(request: Request, sent: bytes) -> Response | None:
+    SEEN.append((request.url.path, dict(request.headers), json.loads(sent)))
+    return None
 
 
-APP = Starlette(
-    routes=[Route("/{rid}/{size:int}/v1/responses", _responses_endpoint, methods=["POST"])]
-)
+APP = _replay.replay_app("/{rid}/{size:int}/v1/responses", SIDECARS, on_request=_seen)
 
 
 @pytest.fixture(scope="module")
@@ -161,26 +107,8 @@ def _model(url: str, rid: str, size: int) -> tk.Model:
         base_url=f"{url}/{rid}/{size}/v1",
         api_key_env=KEY_ENV,
         wire_format="openai-responses",
-        price_in=PRICE_IN,
-        price_out=PRICE_OUT,
-        price_cached=PRICE_CACHED,
+        **PRICES._asdict(),
     )
-
-
-def _replay(models: list[tk.Model]) -> list[Any]:
-    async def rows() -> list[Any]:
-        df: pd.DataFrame = await tk.acompare("replay", models, store=False, retries=0)
-        assert list(df.model) == [m.name for m in models]
-        return list(df.itertuples())
-
-    return asyncio.run(rows())
-
-
-def _sizes(rid: str) -> tuple[int, ...]:
-    n = len(_body(rid))
-    if n <= 2_500:
-        return (0, 1, 7, 64)
-    return (0, 7, 64) if n <= 40_000 else (0, 64, 1024)
 
 
 def _finish(expected: dict[str, Any]) -> str:
@@ -196,12 +124,8 @@ def check_row(row: Any, rid: str) -> list[str]:
     expected = SIDECARS[rid]["expected"]
     override = OVERRIDES.get(rid, {})
     usage = _first_usage(rid)
-    wrong: list[str] = []
-
-    def same(column: str, got: Any, want: Any) -> None:
-        if got != want:
-            wrong.append(f"{column}: got {got!r}, expected {want!r}")
-
+    wrong = _replay.Mismatches()
+    same = wrong.same
     same("status", row.status, expected["status"])
     same("text", row.text, override.get("text", expected["text"]))
     same("reasoning_text", row.reasoning_text, expected["reasoning_text"] or "")
@@ -225,11 +149,8 @@ def check_row(row: Any, rid: str) -> list[str]:
         want = float(reported)
     else:
         same("cost_source", row.cost_source, "priced")
-        want = (
-            (input_tokens - cached) * PRICE_IN + cached * PRICE_CACHED + output_tokens * PRICE_OUT
-        ) / 1_000_000
-    if row.cost_usd != pytest.approx(want, rel=1e-9, abs=1e-15):
-        wrong.append(f"cost_usd: got {row.cost_usd!r}, expected {want!r}")
+        want = PRICES.cost(input_tokens, cached, output_tokens)
+    wrong.cost(row.cost_usd, want)
     return wrong
 
 
@@ -242,7 +163,7 @@ def test_every_responses_recording_is_here() -> None:
 @pytest.mark.parametrize("rid", sorted(SIDECARS))
 def test_recorded_stream_matches_its_sidecar(replay_url: str, rid: str) -> None:
     SEEN.clear()
-    rows = _replay([_model(replay_url, rid, size) for size in _sizes(rid)])
+    rows = _replay.replay([_model(replay_url, rid, size) for size in _replay.sizes(rid)])
     problems = {row.model: check_row(row, rid) for row in rows}
     assert not any(problems.values()), problems
     assert len(SEEN) == len(rows)
@@ -273,14 +194,14 @@ def test_the_concatenated_recording_is_four_responses_read_as_its_first() -> Non
 
 def test_a_router_reported_cost_is_the_rows_cost(replay_url: str) -> None:
     rid = "responses-openrouter-raw-cot-stream-openrouter"
-    (row,) = _replay([_model(replay_url, rid, 0)])
+    (row,) = _replay.replay([_model(replay_url, rid, 0)])
     assert (row.cost_source, row.cost_usd) == ("reported", pytest.approx(0.0000113))
     assert (row.output_tokens, row.reasoning_tokens) == (37, 22)
 
 
 def test_cache_reads_are_parts_of_the_prompt(replay_url: str) -> None:
     rid = "responses-openai-web-search-tool-stream"
-    (row,) = _replay([_model(replay_url, rid, 0)])
+    (row,) = _replay.replay([_model(replay_url, rid, 0)])
     assert (row.input_tokens, row.cached_tokens, row.output_tokens) == (9463, 8320, 582)
-    priced = (1143 * PRICE_IN + 8320 * PRICE_CACHED + 582 * PRICE_OUT) / 1e6
+    priced = (1143 * PRICES.price_in + 8320 * PRICES.price_cached + 582 * PRICES.price_out) / 1e6
     assert row.cost_usd == pytest.approx(priced)

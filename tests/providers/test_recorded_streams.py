@@ -35,88 +35,33 @@ tests/test_runner.py against the simulator).
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 import re
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import pandas as pd
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 import toolkit as tk
 
+from . import _replay
 from ._loopback import serve
 
-HERE = Path(__file__).resolve()
-RECORDINGS = Path(
-    os.environ.get("STREAMBENCH_RECORDINGS") or HERE.parents[3] / "shared" / "recorded-streams"
-)
-if not RECORDINGS.is_dir():
-    pytest.skip(
-        f"no recorded streams at {RECORDINGS} (set STREAMBENCH_RECORDINGS to their folder)",
-        allow_module_level=True,
-    )
+_replay.require_recordings()
 
-
-def _sidecars() -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for path in sorted(RECORDINGS.glob("*.json")):
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        if meta.get("format") == "openai-chat" and path.with_suffix(".sse").is_file():
-            out[meta["id"]] = meta
-    return out
-
-
-SIDECARS = _sidecars()
-# Pieces the body is written in (0 = whole), fewer and larger for larger bodies so the module
-# stays fast: every body whole and in 64-byte pieces; up to 40 KB also in 7-byte pieces, up to
-# 2.5 KB in 1-byte pieces; larger bodies in 1 KB pieces. TCP may still join pieces: the
-# exhaustive split tests of the decoder are in test_openai_chat.py.
+SIDECARS = _replay.sidecars("openai-chat")
+# Pieces the Snowflake quirk's bodies are written in (0 = whole); the sidecar tests take
+# ``_replay.sizes``. The exhaustive split tests of the decoder are in test_openai_chat.py.
 SIZES = (0, 7, 64)
-PRICE_IN, PRICE_OUT, PRICE_CACHED = 1.0, 2.0, 0.5
+PRICES = _replay.Prices(price_in=1.0, price_out=2.0, price_cached=0.5)
 
 
-def _body(rid: str) -> bytes:
-    return RECORDINGS.joinpath(f"{rid}.sse").read_bytes()
+def _cut(body: bytes) -> bytes:
+    """The same stream without its [DONE]: the connection just ends."""
+    return re.sub(rb"data: \[DONE\]\s*$", b"", body)
 
 
-async def _completions(request: Request) -> Response:
-    rid = request.path_params["rid"]
-    size = int(request.path_params["size"])
-    meta = SIDECARS.get(rid)
-    if meta is None:
-        return Response(status_code=404)
-    body = _body(rid)
-    if request.path_params["variant"] == "cut":
-        # The same stream without its [DONE]: the connection just ends.
-        body = re.sub(rb"data: \[DONE\]\s*$", b"", body)
-    await request.body()
-    headers = meta["response"].get("headers") or {}
-    media_type = headers.get("content-type") or "text/event-stream"
-
-    async def pieces() -> AsyncIterator[bytes]:
-        if size <= 0:
-            yield body
-            return
-        for i in range(0, len(body), size):
-            yield body[i : i + size]
-
-    return StreamingResponse(
-        pieces(), status_code=meta["response"]["status"], media_type=media_type
-    )
-
-
-APP = Starlette(
-    routes=[
-        Route("/{rid}/{variant}/{size:int}/v1/chat/completions", _completions, methods=["POST"])
-    ]
+APP = _replay.replay_app(
+    "/{rid}/{variant}/{size:int}/v1/chat/completions", SIDECARS, variants={"cut": _cut}
 )
 
 
@@ -132,31 +77,9 @@ def _model(url: str, rid: str, size: int, variant: str = "full", **kw: Any) -> t
         f"split-{size}" if size else "whole",
         base_url=f"{url}/{rid}/{variant}/{size}/v1",
         model_id=meta["request"].get("model") or "recorded",
-        price_in=PRICE_IN,
-        price_out=PRICE_OUT,
-        price_cached=PRICE_CACHED,
+        **PRICES._asdict(),
         **kw,
     )
-
-
-def _replay(models: list[tk.Model]) -> list[Any]:
-    """One row (a named tuple) per model, from ``tk.acompare``'s DataFrame."""
-
-    async def rows() -> list[Any]:
-        df: pd.DataFrame = await tk.acompare("replay", models, store=False, retries=0)
-        assert list(df.model) == [m.name for m in models]
-        # Rows, not the frame, leave the event loop: Python 3.11's asyncio.run formats the
-        # main task's result (a whole DataFrame repr) when it restores the SIGINT handler.
-        return list(df.itertuples())
-
-    return asyncio.run(rows())
-
-
-def _sizes(rid: str) -> tuple[int, ...]:
-    n = len(_body(rid))
-    if n <= 2_500:
-        return (0, 1, 7, 64)
-    return (0, 7, 64) if n <= 40_000 else (0, 64, 1024)
 
 
 def _none_if_empty(value: Any) -> Any:
@@ -165,12 +88,8 @@ def _none_if_empty(value: Any) -> Any:
 
 def check_row(row: Any, expected: dict[str, Any]) -> list[str]:
     """Every way ``row`` differs from the sidecar's ``expected`` (empty when it matches)."""
-    wrong: list[str] = []
-
-    def same(column: str, got: Any, want: Any) -> None:
-        if got != want:
-            wrong.append(f"{column}: got {got!r}, expected {want!r}")
-
+    wrong = _replay.Mismatches()
+    same = wrong.same
     same("status", row.status, expected["status"])
     same("text", row.text, expected["text"])
     same("reasoning_text", row.reasoning_text, expected["reasoning_text"] or "")
@@ -197,18 +116,12 @@ def check_row(row: Any, expected: dict[str, Any]) -> list[str]:
         same("reasoning_tokens", row.reasoning_tokens, expected["reasoning_tokens"] or 0)
         if expected.get("cost") is not None:
             same("cost_source", row.cost_source, "reported")
-            if row.cost_usd != pytest.approx(expected["cost"], rel=1e-9, abs=1e-12):
-                wrong.append(f"cost_usd: got {row.cost_usd!r}, expected {expected['cost']!r}")
+            wrong.cost(row.cost_usd, expected["cost"], margin=1e-12)
         else:
             same("cost_source", row.cost_source, "priced")
             cached = expected["cached_tokens"] or 0
-            priced = (
-                (expected["input_tokens"] - cached) * PRICE_IN
-                + cached * PRICE_CACHED
-                + expected["output_tokens"] * PRICE_OUT
-            ) / 1_000_000
-            if row.cost_usd != pytest.approx(priced, rel=1e-9, abs=1e-15):
-                wrong.append(f"cost_usd: got {row.cost_usd!r}, priced {priced!r}")
+            priced = PRICES.cost(expected["input_tokens"], cached, expected["output_tokens"])
+            wrong.cost(row.cost_usd, priced, "priced")
     else:
         same("usage_source", row.usage_source, "estimated")
         same("cost_source", row.cost_source, "estimated")
@@ -223,7 +136,7 @@ def test_every_openai_chat_recording_is_here() -> None:
 @pytest.mark.parametrize("rid", sorted(SIDECARS))
 def test_recorded_stream_matches_its_sidecar(replay_url: str, rid: str) -> None:
     expected = SIDECARS[rid]["expected"]
-    rows = _replay([_model(replay_url, rid, size) for size in _sizes(rid)])
+    rows = _replay.replay([_model(replay_url, rid, size) for size in _replay.sizes(rid)])
     problems = {row.model: check_row(row, expected) for row in rows}
     assert not any(problems.values()), problems
 
@@ -233,7 +146,7 @@ SNOWFLAKE = sorted(rid for rid in SIDECARS if rid.startswith("snowflake-"))
 
 @pytest.mark.parametrize("rid", SNOWFLAKE)
 def test_snowflake_without_finish_reason_is_truncated_by_default(replay_url: str, rid: str) -> None:
-    (row,) = _replay([_model(replay_url, rid, 0)])
+    (row,) = _replay.replay([_model(replay_url, rid, 0)])
     assert row.status == "error" and row.error_kind == "truncated"
     assert "without a finish reason" in row.error_message
     assert row.text == SIDECARS[rid]["expected"]["text"]  # what arrived is kept
@@ -243,7 +156,9 @@ def test_snowflake_without_finish_reason_is_truncated_by_default(replay_url: str
 @pytest.mark.parametrize("rid", SNOWFLAKE)
 def test_snowflake_quirk_judges_usage_then_done_complete(replay_url: str, rid: str) -> None:
     expected = SIDECARS[rid]["expected"]
-    for row in _replay([_model(replay_url, rid, size, finish_optional=True) for size in SIZES]):
+    for row in _replay.replay(
+        [_model(replay_url, rid, size, finish_optional=True) for size in SIZES]
+    ):
         assert row.status == "ok", row.error_message
         assert row.finish_reason == "stop"
         assert row.text == expected["text"]
@@ -258,7 +173,7 @@ def test_snowflake_quirk_judges_usage_then_done_complete(replay_url: str, rid: s
 @pytest.mark.parametrize("rid", SNOWFLAKE)
 def test_snowflake_quirk_still_catches_a_cut_stream(replay_url: str, rid: str) -> None:
     # Usage arrived but [DONE] did not: the quirk only trusts a stream that said it was done.
-    (row,) = _replay([_model(replay_url, rid, 0, "cut", finish_optional=True)])
+    (row,) = _replay.replay([_model(replay_url, rid, 0, "cut", finish_optional=True)])
     assert row.status == "error" and row.error_kind == "truncated"
 
 
@@ -275,7 +190,7 @@ def test_snowflake_hosts_get_the_quirk_automatically() -> None:
 
 def test_refusal_is_recorded_and_not_passed(replay_url: str) -> None:
     rid = "openai-gpt4o-refusal"
-    (row,) = _replay([_model(replay_url, rid, 0)])
+    (row,) = _replay.replay([_model(replay_url, rid, 0)])
     assert row.status == "ok" and row.finish_reason == "stop"
     assert row.refusal == SIDECARS[rid]["expected"]["refusal_text"] and row.text == ""
     assert not row.passed

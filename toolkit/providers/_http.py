@@ -13,7 +13,7 @@ import email.utils
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 
 import httpx2
 import orjson
@@ -75,6 +75,73 @@ class Translator(Protocol):
     def complete(self, obj: Any) -> list[Event]:
         """Events for a whole (non-streaming) JSON response body."""
         ...
+
+
+class BaseTranslator:
+    """What every wire format's translator shares: the ``Translator`` attributes, ``end()``
+    and its failures; each format adds its own ``feed`` and ``complete``.
+
+    ``_fail`` makes the stream's one ``StreamError`` (retryable as its kind is) and marks the
+    translator failed; ``_not_json`` / ``_not_an_object`` are that error for event data that
+    cannot be read. ``end()`` owes a ``truncated`` error when the stream neither finished nor
+    failed; its message says what the stream ended without (``_missing``, which a format may
+    say more precisely).
+    """
+
+    __slots__ = ("call_id", "finish_reason", "done", "failed", "response_id")
+
+    # What this format calls one SSE event's data, in the errors for data that cannot be read.
+    _UNIT: ClassVar[str] = "chunk"
+
+    def __init__(self, call_id: str = "") -> None:
+        self.call_id = call_id
+        self.finish_reason: str | None = None
+        self.done = False
+        self.failed = False
+        self.response_id: str | None = None
+
+    def end(self) -> list[Event]:
+        """Events owed when the byte stream ends: a ``truncated`` error if nothing finished it."""
+        if self.failed or self.finish_reason is not None:
+            return []
+        return self._fail(
+            "truncated",
+            f"stream ended without {self._missing()}: the answer may be cut",
+            time.monotonic(),
+        )
+
+    def _missing(self) -> str:
+        """What a stream that ``end()`` finds unfinished ended without."""
+        return "a finish reason"
+
+    def _not_json(self, data: str, t: float) -> list[Event]:
+        message = f"malformed {self._UNIT} (not JSON): {data[:200]!r}"
+        return self._fail("invalid_response", message, t)
+
+    def _not_an_object(self, data: str, t: float) -> list[Event]:
+        message = f"unexpected {self._UNIT} (not an object): {data[:200]!r}"
+        return self._fail("invalid_response", message, t)
+
+    def _fail(
+        self, kind: ErrorKind, message: str, t: float, *, retry_after: float | None = None
+    ) -> list[Event]:
+        self.failed = True
+        return [
+            StreamError(
+                kind,
+                message,
+                kind in RETRYABLE_KINDS,
+                retry_after=retry_after,
+                call_id=self.call_id,
+                t=t,
+                response_id=self.response_id,
+            )
+        ]
+
+
+def int_or_none(value: Any) -> int | None:
+    """``value`` if it is an int (a JSON number without a fraction; not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def status_kind(status: int) -> ErrorKind:

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import RETRYABLE_KINDS, ErrorKind
-from ..events import Event, Finish, ReasoningDelta, StreamError, TextDelta, Usage
-from ._http import ErrorFault, WireRequest, error_message_of
+from ..errors import ErrorKind
+from ..events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from ._http import BaseTranslator, ErrorFault, WireRequest, error_message_of
+from ._http import int_or_none as _int
 
 if TYPE_CHECKING:
     from ..models import Model
@@ -94,10 +95,6 @@ def _error_text(error: Any) -> str:
     return message
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _split_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
     """OpenAI-style messages -> Anthropic's ``system`` string and user/assistant ``messages``.
 
@@ -143,7 +140,7 @@ def build_body(
     return body
 
 
-class EventTranslator:
+class EventTranslator(BaseTranslator):
     """Turns the SSE events of one Messages stream into normalized events.
 
     The event's ``type`` field decides (the SSE event name only as a fallback: some recordings
@@ -155,14 +152,8 @@ class EventTranslator:
     ``truncated`` error.
     """
 
-    __slots__ = (
-        "call_id",
-        "finish_reason",
-        "done",
-        "failed",
-        "response_id",
-        "_counts",
-    )
+    __slots__ = ("_counts",)
+    _UNIT = "event"
 
     # Anthropic usage fields kept across events (later values replace earlier ones).
     _FIELDS = (
@@ -174,11 +165,7 @@ class EventTranslator:
     )
 
     def __init__(self, call_id: str = "") -> None:
-        self.call_id = call_id
-        self.finish_reason: str | None = None
-        self.done = False
-        self.failed = False
-        self.response_id: str | None = None
+        super().__init__(call_id)
         self._counts: dict[str, int] = {}
 
     def feed(self, data: str, event: str = "message") -> list[Event]:
@@ -189,11 +176,9 @@ class EventTranslator:
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return self._fail("invalid_response", f"malformed event (not JSON): {data[:200]!r}", t)
+            return self._not_json(data, t)
         if not isinstance(obj, dict):
-            return self._fail(
-                "invalid_response", f"unexpected event (not an object): {data[:200]!r}", t
-            )
+            return self._not_an_object(data, t)
         kind = obj.get("type")
         if not isinstance(kind, str):
             kind = event
@@ -282,29 +267,8 @@ class EventTranslator:
             out.append(Finish(self.finish_reason, self.call_id, t, response_id=self.response_id))
         return out
 
-    def end(self) -> list[Event]:
-        """Events owed when the byte stream ends: a ``truncated`` error if no stop reason came."""
-        if self.failed or self.finish_reason is not None:
-            return []
-        how = "after message_stop" if self.done else "before message_stop"
-        return self._fail(
-            "truncated",
-            f"stream ended without a stop reason ({how}): the answer may be cut",
-            time.monotonic(),
-        )
-
-    def _fail(self, kind: ErrorKind, message: str, t: float) -> list[Event]:
-        self.failed = True
-        return [
-            StreamError(
-                kind,
-                message,
-                kind in RETRYABLE_KINDS,
-                call_id=self.call_id,
-                t=t,
-                response_id=self.response_id,
-            )
-        ]
+    def _missing(self) -> str:
+        return f"a stop reason ({'after' if self.done else 'before'} message_stop)"
 
     def complete(self, obj: Any) -> list[Event]:
         """Events for a whole (non-streaming) Message body, or an error body."""

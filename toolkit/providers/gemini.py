@@ -30,9 +30,10 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ..errors import RETRYABLE_KINDS, ErrorKind
-from ..events import Event, Finish, ReasoningDelta, StreamError, TextDelta, Usage
-from ._http import ErrorFault, WireRequest, status_kind
+from ..errors import ErrorKind
+from ..events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from ._http import BaseTranslator, ErrorFault, WireRequest, status_kind
+from ._http import int_or_none as _int
 
 if TYPE_CHECKING:
     from ..models import Model
@@ -172,10 +173,6 @@ def build_body(
     return body
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def usage_event(usage: dict[str, Any], call_id: str, t: float) -> Usage:
     """Translate ``usageMetadata`` into a ``Usage`` event.
 
@@ -272,7 +269,7 @@ def _first_candidate(candidates: list[Any]) -> Any:
     return None
 
 
-class GeminiTranslator:
+class GeminiTranslator(BaseTranslator):
     """Turns the data of each SSE event of one Gemini stream into normalized events.
 
     Feed it every event's ``data``; call ``end()`` when the byte stream ends. ``done`` stays
@@ -280,22 +277,10 @@ class GeminiTranslator:
     connection be reused).
     """
 
-    __slots__ = (
-        "call_id",
-        "finish_reason",
-        "done",
-        "failed",
-        "response_id",
-        "_tool_call",
-        "_last_usage",
-    )
+    __slots__ = ("_tool_call", "_last_usage")
 
     def __init__(self, call_id: str = "") -> None:
-        self.call_id = call_id
-        self.finish_reason: str | None = None
-        self.done = False
-        self.failed = False
-        self.response_id: str | None = None
+        super().__init__(call_id)
         self._tool_call = False
         self._last_usage: tuple[int | None, ...] | None = None
 
@@ -307,11 +292,9 @@ class GeminiTranslator:
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return self._fail("invalid_response", f"malformed chunk (not JSON): {data[:200]!r}", t)
+            return self._not_json(data, t)
         if not isinstance(obj, dict):
-            return self._fail(
-                "invalid_response", f"unexpected chunk (not an object): {data[:200]!r}", t
-            )
+            return self._not_an_object(data, t)
         if self.response_id is None:
             rid = obj.get("responseId")
             if rid and isinstance(rid, str):
@@ -378,32 +361,6 @@ class GeminiTranslator:
             return []
         self._last_usage = counts
         return [event]
-
-    def end(self) -> list[Event]:
-        """Events owed when the byte stream ends: a ``truncated`` error if nothing finished it."""
-        if self.failed or self.finish_reason is not None:
-            return []
-        return self._fail(
-            "truncated",
-            "stream ended without a finish reason: the answer may be cut",
-            time.monotonic(),
-        )
-
-    def _fail(
-        self, kind: ErrorKind, message: str, t: float, *, retry_after: float | None = None
-    ) -> list[Event]:
-        self.failed = True
-        return [
-            StreamError(
-                kind,
-                message,
-                kind in RETRYABLE_KINDS,
-                retry_after=retry_after,
-                call_id=self.call_id,
-                t=t,
-                response_id=self.response_id,
-            )
-        ]
 
     def complete(self, obj: Any) -> list[Event]:
         """Events for a whole JSON body sent to a streaming request: one response, or the

@@ -14,10 +14,18 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import orjson
 
-from ..errors import RETRYABLE_KINDS, ErrorKind
-from ..events import Event, Finish, ReasoningDelta, RefusalDelta, StreamError, TextDelta, Usage
+from ..errors import ErrorKind
+from ..events import Event, Finish, ReasoningDelta, RefusalDelta, TextDelta, Usage
 from . import _http
-from ._http import ErrorFault, WireRequest, error_message_of, parse_retry_after, status_kind
+from ._http import (
+    BaseTranslator,
+    ErrorFault,
+    WireRequest,
+    error_message_of,
+    parse_retry_after,
+    status_kind,
+)
+from ._http import int_or_none as _int
 
 if TYPE_CHECKING:
     from ..models import Model
@@ -33,6 +41,7 @@ __all__ = [
     "stream",
     "usage_event",
 ]
+
 
 def build_body(
     model_id: str,
@@ -82,10 +91,6 @@ def _error_kind_of(error: Any, default: ErrorKind = "server_error") -> ErrorKind
     if "timeout" in words:
         return "timeout"
     return default
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def usage_event(usage: dict[str, Any], call_id: str, t: float) -> Usage:
@@ -143,7 +148,7 @@ def _first_choice(choices: list[Any]) -> Any:
     return None
 
 
-class ChunkTranslator:
+class ChunkTranslator(BaseTranslator):
     """Turns the data of each SSE event of one stream into normalized events.
 
     Feed it every event's ``data`` (and event name); call ``end()`` when the byte stream ends.
@@ -152,22 +157,10 @@ class ChunkTranslator:
     complete, with finish reason ``stop`` (Snowflake Cortex never sends a finish reason).
     """
 
-    __slots__ = (
-        "call_id",
-        "finish_reason",
-        "done",
-        "failed",
-        "response_id",
-        "finish_optional",
-        "_usage_seen",
-    )
+    __slots__ = ("finish_optional", "_usage_seen")
 
     def __init__(self, call_id: str = "", *, finish_optional: bool = False) -> None:
-        self.call_id = call_id
-        self.finish_reason: str | None = None
-        self.done = False
-        self.failed = False
-        self.response_id: str | None = None
+        super().__init__(call_id)
         self.finish_optional = finish_optional
         self._usage_seen = False
 
@@ -182,11 +175,9 @@ class ChunkTranslator:
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return self._fail("invalid_response", f"malformed chunk (not JSON): {data[:200]!r}", t)
+            return self._not_json(data, t)
         if not isinstance(obj, dict):
-            return self._fail(
-                "invalid_response", f"unexpected chunk (not an object): {data[:200]!r}", t
-            )
+            return self._not_an_object(data, t)
         if self.response_id is None:
             rid = obj.get("id")
             if rid and isinstance(rid, str):  # Azure's first chunk has id "": not an id
@@ -246,31 +237,15 @@ class ChunkTranslator:
 
     def end(self) -> list[Event]:
         """Events owed when the byte stream ends: a ``truncated`` error if nothing finished it."""
-        if self.failed or self.finish_reason is not None:
-            return []
-        if self.finish_optional and self.done and self._usage_seen:
+        unfinished = not self.failed and self.finish_reason is None
+        if unfinished and self.finish_optional and self.done and self._usage_seen:
             # This endpoint never sends a finish reason: usage then [DONE] is its whole answer.
             self.finish_reason = "stop"
             return [Finish("stop", self.call_id, time.monotonic(), response_id=self.response_id)]
-        how = "after [DONE]" if self.done else "before [DONE]"
-        return self._fail(
-            "truncated",
-            f"stream ended without a finish reason ({how}): the answer may be cut",
-            time.monotonic(),
-        )
+        return super().end()
 
-    def _fail(self, kind: ErrorKind, message: str, t: float) -> list[Event]:
-        self.failed = True
-        return [
-            StreamError(
-                kind,
-                message,
-                kind in RETRYABLE_KINDS,
-                call_id=self.call_id,
-                t=t,
-                response_id=self.response_id,
-            )
-        ]
+    def _missing(self) -> str:
+        return f"a finish reason ({'after' if self.done else 'before'} [DONE])"
 
     def complete(self, obj: Any) -> list[Event]:
         """Events for a whole (non-streaming) chat completion body."""
@@ -367,7 +342,5 @@ async def stream(
         "and the model id must exist there",
     )
     translator = ChunkTranslator(call_id, finish_optional=finish_optional)
-    async for event in _http.stream(
-        client, request, translator, attempt=attempt, timeout=timeout
-    ):
+    async for event in _http.stream(client, request, translator, attempt=attempt, timeout=timeout):
         yield event

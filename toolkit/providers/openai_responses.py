@@ -35,9 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import RETRYABLE_KINDS, ErrorKind
-from ..events import Event, Finish, ReasoningDelta, RefusalDelta, StreamError, TextDelta, Usage
-from ._http import WireRequest, error_message_of
+from ..errors import ErrorKind
+from ..events import Event, Finish, ReasoningDelta, RefusalDelta, TextDelta, Usage
+from ._http import BaseTranslator, ErrorFault, WireRequest, error_message_of
+from ._http import int_or_none as _int
 from .openai_chat import _error_kind_of as _chat_error_kind_of
 
 if TYPE_CHECKING:
@@ -104,10 +105,6 @@ _DONES: dict[str, tuple[str, str]] = {
 }
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _SCHEMA_NAME = re.compile(r"[^a-zA-Z0-9_-]")
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _content(content: Any, role: str) -> Any:
@@ -266,7 +263,7 @@ def _error_object(obj: dict[str, Any]) -> Any:
     return {k: v for k, v in obj.items() if k not in ("type", "sequence_number")}
 
 
-class EventTranslator:
+class EventTranslator(BaseTranslator):
     """Turns the SSE events of one Responses stream into normalized events.
 
     ``done`` is set by the terminal event (``response.completed`` / ``response.incomplete``),
@@ -274,22 +271,11 @@ class EventTranslator:
     either are ignored. Unknown event types are ignored.
     """
 
-    __slots__ = (
-        "call_id",
-        "finish_reason",
-        "done",
-        "failed",
-        "response_id",
-        "_streamed",
-        "_items",
-    )
+    __slots__ = ("_streamed", "_items")
+    _UNIT = "event"
 
     def __init__(self, call_id: str = "") -> None:
-        self.call_id = call_id
-        self.finish_reason: str | None = None
-        self.done = False
-        self.failed = False
-        self.response_id: str | None = None
+        super().__init__(call_id)
         # (delta event type, item id) of every output item that sent a delta
         self._streamed: set[tuple[str, Any]] = set()
         self._items: dict[int, str] = {}  # output_index -> item type, as announced
@@ -307,11 +293,9 @@ class EventTranslator:
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return self._fail("invalid_response", f"malformed event (not JSON): {data[:200]!r}", t)
+            return self._not_json(data, t)
         if not isinstance(obj, dict):
-            return self._fail(
-                "invalid_response", f"unexpected event (not an object): {data[:200]!r}", t
-            )
+            return self._not_an_object(data, t)
         kind = obj.get("type")
         if not isinstance(kind, str):
             kind = event
@@ -419,30 +403,9 @@ class EventTranslator:
                     out.append(ReasoningDelta(text, self.call_id, t))
         return out
 
-    def end(self) -> list[Event]:
-        """Events owed when the byte stream ends: a ``truncated`` error if no terminal event
-        came."""
-        if self.failed or self.finish_reason is not None:
-            return []
-        how = "after [DONE]" if self.done else "before response.completed"
-        return self._fail(
-            "truncated",
-            f"stream ended without a finish reason ({how}): the answer may be cut",
-            time.monotonic(),
-        )
-
-    def _fail(self, kind: ErrorKind, message: str, t: float) -> list[Event]:
-        self.failed = True
-        return [
-            StreamError(
-                kind,
-                message,
-                kind in RETRYABLE_KINDS,
-                call_id=self.call_id,
-                t=t,
-                response_id=self.response_id,
-            )
-        ]
+    def _missing(self) -> str:
+        # ``done`` without a finish reason: OpenRouter's [DONE] came before any terminal event
+        return f"a finish reason ({'after [DONE]' if self.done else 'before response.completed'})"
 
     def complete(self, obj: Any) -> list[Event]:
         """Events for a whole (non-streaming) Response object, or an error body."""
@@ -506,7 +469,7 @@ class OpenAIResponses:
         """The message of a JSON error body: ``{"error": {"message", "type", "code"}}``."""
         return error_text(obj.get("error", obj) if isinstance(obj, dict) else obj)
 
-    def error_fault(self, status: int, obj: Any) -> tuple[ErrorKind | None, float | None]:
+    def error_fault(self, status: int, obj: Any) -> ErrorFault:
         """Nothing beyond the status, as for chat completions: the status and its headers say
         the kind and the wait."""
         return None, None
