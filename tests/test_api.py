@@ -46,6 +46,7 @@ def test_exported_members_are_sorted_and_complete() -> None:
         "frame",
         "budget",
         "judge",
+        "limits",
         "paired",
         "prompts",
         "sim",

@@ -259,6 +259,7 @@ async def arun(
     prompts: Any = None,
     budget_usd: float | None = None,
     resume: str | None = None,
+    adaptive: bool = True,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -268,6 +269,7 @@ async def arun(
     options = RunOptions.of(
         prompts=prompts,
         budget_usd=budget_usd,
+        adaptive=adaptive,
         repeats=repeats,
         concurrency=concurrency,
         schema=schema,

@@ -218,6 +218,7 @@ def run(
     prompts: Any = None,
     budget_usd: float | None = None,
     resume: str | None = None,
+    adaptive: bool = True,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -260,6 +261,9 @@ def run(
         resume: a run id in the store: run only the calls it has no finished row of (cancelled,
             never started, lost with a killed kernel or process), with the same tasks, models,
             repeats and prompts, adding their rows to that run. ``run.df`` is then the whole run.
+        adaptive: per endpoint, halve the calls in flight on a rate limit or overload (and
+            hold them for its ``Retry-After``), then add them back one by one as answers come
+            (AIMD); the dashboard says when a run is throttled. ``False``: a fixed concurrency.
 
     Returns:
         A :class:`Run`; ``run.df`` is the per-call DataFrame. Failed calls are rows, not errors.
@@ -270,6 +274,7 @@ def run(
     options = RunOptions.of(
         prompts=prompts,
         budget_usd=budget_usd,
+        adaptive=adaptive,
         repeats=repeats,
         concurrency=concurrency,
         schema=schema,

@@ -37,6 +37,7 @@ class RunOptions:
         structured: ask every endpoint for schema-constrained output (None: per model).
         prompts: the prompt variants every task is asked in (empty: the tasks' own prompts).
         budget_usd: the most the run may spend (never overshot; see ``toolkit.budget``).
+        adaptive: cut each endpoint's concurrency on rate limits, and recover (``toolkit.limits``).
     """
 
     repeats: int = 1
@@ -53,6 +54,7 @@ class RunOptions:
     structured: bool | None = None
     prompts: tuple[Prompt, ...] = ()
     budget_usd: float | None = None
+    adaptive: bool = True
 
     @classmethod
     def of(
@@ -72,6 +74,7 @@ class RunOptions:
         structured: bool | None = None,
         prompts: Any = None,
         budget_usd: float | None = None,
+        adaptive: bool = True,
     ) -> RunOptions:
         """Check the user's arguments and compile what needs compiling (schema, scorer).
 
@@ -118,6 +121,7 @@ class RunOptions:
             structured=structured,
             prompts=tuple(variants(prompts)),
             budget_usd=float(budget_usd) if budget_usd is not None else None,
+            adaptive=bool(adaptive),
         )
 
 

@@ -29,6 +29,7 @@ from .budget import Budget, worst_case_usd
 from .builder import Attempt, CallBuilder, Verdict, check, judge, with_judgement
 from .errors import ConfigError, ProviderError
 from .events import Event, StreamError
+from .limits import AdaptiveLimit
 from .models import Model
 from .options import RunOptions
 from .prompts import Prompt
@@ -134,6 +135,7 @@ class Runner:
         reask: int = 0,
         structured: bool | None = None,
         budget: Budget | None = None,
+        adaptive: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
@@ -153,6 +155,10 @@ class Runner:
         self.reask = reask
         self.structured = structured
         self.budget = budget
+        # Per endpoint: attempts in flight, cut back on 429/overloaded (None: fixed).
+        self.adaptive = adaptive
+        self.limits: dict[str, AdaptiveLimit] = {}
+        self._throttle_said: str | None = None
 
     @classmethod
     def from_options(
@@ -180,14 +186,19 @@ class Runner:
             reask=options.reask,
             structured=options.structured,
             budget=Budget(options.budget_usd) if options.budget_usd is not None else None,
+            adaptive=options.adaptive,
         )
 
     async def run(self, cells: Sequence[Cell]) -> list[CallRecord]:
         """Run every cell; records come back in the cells' order."""
         limit = asyncio.Semaphore(self.concurrency)
         for cell in cells:
-            if cell.model.concurrency and cell.model.name not in self._model_limits:
-                self._model_limits[cell.model.name] = asyncio.Semaphore(cell.model.concurrency)
+            model = cell.model
+            if model.concurrency and model.name not in self._model_limits:
+                self._model_limits[model.name] = asyncio.Semaphore(model.concurrency)
+            if self.adaptive and model.endpoint not in self.limits:
+                ceiling = min(self.concurrency, model.concurrency or self.concurrency)
+                self.limits[model.endpoint] = AdaptiveLimit(ceiling)
         own_client = self._client is None
         if self._client is None:
             from .providers.transport import new_client  # aiohttp pool; $STREAMBENCH_TRANSPORT
@@ -374,6 +385,14 @@ class Runner:
                             f"(${worst:.6f})"
                         )
                     return
+            endpoint = self.limits.get(model.endpoint)
+            if endpoint is not None:
+                try:
+                    await endpoint.acquire()
+                except BaseException:
+                    if reserved is not None and budget is not None:
+                        budget.settle(reserved, 0.0)
+                    raise
             att = builder.new_attempt()
             try:
                 again = await self._attempt(
@@ -391,8 +410,32 @@ class Runner:
             finally:
                 if reserved is not None and budget is not None:
                     budget.settle(reserved, builder.attempt_cost(att))
+                if endpoint is not None:
+                    error = att.error
+                    endpoint.release(
+                        error.error_kind if error is not None else None,
+                        error.retry_after if error is not None else None,
+                        max(0.0, (att.t_end or time.monotonic()) - att.t_start),
+                    )
+                    self._say_throttle()
             retry_after = att.error.retry_after if att.error is not None else None
             await self._sleep(self.retry.delay(retry_number + 1, retry_after, self._rng))
+
+    def _say_throttle(self) -> None:
+        """Tell observers that can hear it (``on_throttle``) when an endpoint's concurrency is
+        cut back by rate limits, and when it is not any more."""
+        held = [lim.describe() for lim in self.limits.values() if lim.throttled]
+        said = "; ".join(held) if held else None
+        if said == self._throttle_said:
+            return
+        self._throttle_said = said
+        for observer in self.observers:
+            hear = getattr(observer, "on_throttle", None)
+            if hear is not None:
+                try:
+                    hear(said)
+                except Exception as exc:  # a broken display must not lose the run
+                    _observer_failed(observer, exc)
 
     async def _attempt(
         self,

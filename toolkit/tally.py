@@ -125,6 +125,10 @@ class Tally:
                 }
             )
 
+    def on_throttle(self, message: str | None) -> None:
+        """The runner says an endpoint is held back by rate limits (None: not any more)."""
+        self.throttled = message
+
     # what the faces read -------------------------------------------------------------------
     @property
     def in_flight(self) -> int:
