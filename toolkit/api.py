@@ -123,12 +123,13 @@ def prepare(tasks: Any, models: Any, options: RunOptions, *, run_id: str | None 
         UserError: no models, a duplicate alias, an unset key variable, a bad dataset or schema.
     """
     checked = check_models(models)
-    for model in checked:
+    chains = [m for model in checked for m in (model, *model.fallback)]
+    for model in chains:
         model.api_key()  # a missing key is the user's to fix before anything starts
     if options.budget_usd is not None:
         from .budget import check_bounded
 
-        check_bounded(checked)  # a budget must be able to bound every model's calls
+        check_bounded(chains)  # a budget must be able to bound every model's calls
     task_list = load_tasks(tasks)
     for task in task_list:
         if task.schema is not None:
@@ -186,7 +187,8 @@ def prepare_resume(prepared: Prepared, run_id: str) -> Prepared:
         for c in prepared.cells
     }
     finished = [r for r in records if r.error_kind != "cancelled" and r.status != "skipped_budget"]
-    done = {cell_key(r.task_id, r.prompt, r.model, r.repeat) for r in finished}
+    # a call a fallback answered is still its planned model's
+    done = {cell_key(r.task_id, r.prompt, r.fallback_from or r.model, r.repeat) for r in finished}
     if not done <= keys:
         raise ConfigError(
             f"resume={run_id!r}: its logged calls are not all in this plan (other tasks or "

@@ -52,6 +52,7 @@ class Attempt:
     usage: Usage | None = None
     finish: str | None = None
     error: StreamError | None = None
+    model: Model | None = None  # who answered it: the call's model, or a fallback
 
     def fold(self, event: Event) -> None:
         """Take one event of this attempt into account (the hot path: text first)."""
@@ -204,11 +205,11 @@ class CallBuilder:
         usage = attempt.usage_billed(self.prompt_tokens)
         if usage.reported_cost is not None:
             return usage.reported_cost
-        return pricing.price_attempt(self.model, usage)
+        return pricing.price_attempt(attempt.model or self.model, usage)
 
-    def new_attempt(self) -> Attempt:
-        """Start the next attempt (its start time is now)."""
-        attempt = Attempt(t_start=time.monotonic())
+    def new_attempt(self, model: Model | None = None) -> Attempt:
+        """Start the next attempt (its start time is now) to ``model`` (default: the call's)."""
+        attempt = Attempt(t_start=time.monotonic(), model=model or self.model)
         self.attempts.append(attempt)
         return attempt
 
@@ -223,12 +224,13 @@ class CallBuilder:
     ) -> CallRecord:
         """The record of the call. ``verdict_of(text, finish)`` gives the verdict of an
         answered call (see ``judge``); it is not asked for calls that failed."""
-        model = self.model
         attempts = self.attempts
         end = time.monotonic()
         last = attempts[-1] if attempts else Attempt()
+        # The row is the answering model's: the call's own, or the fallback that took it over.
+        model = last.model or self.model
         usages = [a.usage_billed(self.prompt_tokens) for a in attempts]
-        cost, cost_source = pricing.price_call(model, usages)
+        cost, cost_source = _price_by_model(self.model, attempts, usages)
         estimated = any(not u.reported and (u.input_tokens or u.output_tokens) for u in usages)
         billed = [u for u in usages if u.input_tokens or u.output_tokens or u.reported]
 
@@ -253,8 +255,9 @@ class CallBuilder:
             message += f" ({self.budget_stopped})"
         # Whatever the provider sent back may echo the key (error bodies, ids, even answers):
         # none of it reaches the record with the key in it.
+        used = list(dict.fromkeys(a.model or self.model for a in attempts)) or [self.model]
+        secrets = [k for k in (_key_value(m) for m in used) if k]
         key = _key_value(model)
-        secrets = [key] if key else []
         if error_kind == "auth" and message is not None:
             message += " " + model.auth_hint(key_sent=bool(key))
         if message is not None:
@@ -324,9 +327,35 @@ class CallBuilder:
             expected=self.task.expected,
             refusal=refusal,
             cache_write_tokens=sum(u.cache_write_tokens for u in billed) if billed else None,
+            fallback_from=self.model.name if model is not self.model else None,
             prompt=self.prompt.name if self.prompt is not None else None,
             prompt_hash=self.prompt.hash if self.prompt is not None else None,
         )
+
+
+def _price_by_model(
+    model: Model, attempts: list[Attempt], usages: list[pricing.AttemptUsage]
+) -> tuple[float | None, Any]:
+    """A call's cost over its attempts, each priced as the model that answered it (a call
+    that fell back was billed by several)."""
+    by_model: dict[int, tuple[Model, list[pricing.AttemptUsage]]] = {}
+    for attempt, usage in zip(attempts, usages, strict=True):
+        who = attempt.model or model
+        by_model.setdefault(id(who), (who, []))[1].append(usage)
+    if len(by_model) <= 1:
+        who = next(iter(by_model.values()))[0] if by_model else model
+        return pricing.price_call(who, usages)
+    total, sources = 0.0, []
+    for who, part in by_model.values():
+        cost, source = pricing.price_call(who, part)
+        if cost is None:
+            return None, "unpriced"
+        total += cost
+        sources.append(source)
+    for source in ("estimated", "priced", "reported", "compute"):
+        if source in sources:
+            return total, source
+    return total, sources[0]
 
 
 def with_judgement(record: CallRecord, result: Any) -> CallRecord:

@@ -113,6 +113,12 @@ class Model:
             ``"gemini"`` (``streamGenerateContent``) or ``"openai-responses"`` (``POST
             /responses``: ``tk.Model.openai("gpt-5-mini", wire_format="openai-responses")``).
             The presets set it.
+        fallback: models that answer, in order, when a call to this one still fails after
+            its retries on a retryable fault (rate limit, overload, 5xx, timeout, network, cut
+            stream): the row is the answering model's, ``fallback_from`` names this one, and
+            its cost and tokens include every model's attempts.
+        fallback_on: the error kinds that move a call to the next model instead (default:
+            the retryable ones), e.g. ``("rate_limit", "auth")``.
 
     Keys follow the openai SDK's convention: without ``base_url`` the endpoint comes from
     ``$OPENAI_BASE_URL`` (else OpenAI's API) and the key from ``$OPENAI_API_KEY``, sent as a
@@ -140,6 +146,9 @@ class Model:
     finish_optional: bool | None = None
     provider_label: str | None = None
     wire_format: str = "openai-chat"
+    # Models that answer, in order, when this one fails a call after its retries.
+    fallback: tuple[Model, ...] = field(default=(), hash=False)
+    fallback_on: tuple[str, ...] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -186,6 +195,30 @@ class Model:
             raise ConfigError(
                 f"Model {self.name!r}: concurrency must be >= 1, got {self.concurrency!r}."
             )
+        if isinstance(self.fallback, Model):
+            object.__setattr__(self, "fallback", (self.fallback,))
+        if not isinstance(self.fallback, tuple | list) or not all(
+            isinstance(m, Model) for m in self.fallback
+        ):
+            raise ConfigError(
+                f"Model {self.name!r}: fallback must be a list of tk.Model, e.g. "
+                "fallback=[tk.Model.anthropic('claude-sonnet-4-5')]."
+            )
+        object.__setattr__(self, "fallback", tuple(self.fallback))
+        if any(m.name == self.name for m in self.fallback):
+            raise ConfigError(f"Model {self.name!r}: it cannot be its own fallback.")
+        if self.fallback_on is not None:
+            from .errors import RETRYABLE_KINDS
+
+            known = sorted(RETRYABLE_KINDS | {"auth", "bad_request", "invalid_response"})
+            kinds = (self.fallback_on,) if isinstance(self.fallback_on, str) else self.fallback_on
+            unknown = [k for k in kinds if k not in known]
+            if unknown:
+                raise ConfigError(
+                    f"Model {self.name!r}: fallback_on names unknown error kinds {unknown}; "
+                    f"choose from {known}."
+                )
+            object.__setattr__(self, "fallback_on", tuple(kinds))
         for key in self.headers or {}:
             if key.lower() in ("authorization", "x-api-key", "api-key", "x-goog-api-key"):
                 raise ConfigError(

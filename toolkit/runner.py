@@ -325,20 +325,26 @@ class Runner:
         builder: CallBuilder,
         checked: list[tuple[bool | None, list[str]]],
     ) -> None:
-        """Every request of one call: the first, its retries, and re-asks with the schema's
-        errors; ``checked`` gets the schema check of each complete answer."""
-        model = cell.model
-        fmt = providers.wire_format(model.wire_format)
-        key = model.api_key()
-        structured = model.structured if self.structured is None else self.structured
-        constrain = schema if schema is not None and structured else None
-        timeout = httpx2.Timeout(model.timeout)
+        """Every request of one call: the first, its retries, the fallback models' when those
+        fail, and re-asks with the schema's errors; ``checked`` gets the schema check of each
+        complete answer."""
+        chain = [cell.model, *cell.model.fallback]
+        model = chain.pop(0)
         messages = builder.messages
         for ask in range(self.reask + 1):
-            request = fmt.build_request(model, messages, key=key, schema=constrain)
-            await self._with_retries(client, cell, fmt, request, timeout, builder)
-            if not builder.attempts:  # the budget could not cover even the first attempt
-                return
+            while True:
+                fmt = providers.wire_format(model.wire_format)
+                structured = model.structured if self.structured is None else self.structured
+                constrain = schema if schema is not None and structured else None
+                request = fmt.build_request(model, messages, key=model.api_key(), schema=constrain)
+                timeout = httpx2.Timeout(model.timeout)
+                await self._with_retries(client, cell, model, fmt, request, timeout, builder)
+                if not builder.attempts:  # the budget could not cover even the first attempt
+                    return
+                error = builder.attempts[-1].error
+                if error is None or not chain or not _falls_back(cell.model, error):
+                    break
+                model = chain.pop(0)  # the next model takes the call over
             last = builder.attempts[-1]
             if last.error is not None or last.finish is None or schema is None:
                 return
@@ -359,13 +365,13 @@ class Runner:
         self,
         client: httpx2.AsyncClient,
         cell: Cell,
+        model: Model,
         fmt: providers.WireFormat,
         request: providers.WireRequest,
         read_timeout: httpx2.Timeout,
         builder: CallBuilder,
     ) -> None:
-        """One request and its retries; every attempt is folded into ``builder``."""
-        model = cell.model
+        """One request to ``model`` and its retries; every attempt is folded into ``builder``."""
         budget = self.budget
         for retry_number in range(self.retry.retries + 1):
             reserved = None
@@ -386,6 +392,8 @@ class Runner:
                         )
                     return
             endpoint = self.limits.get(model.endpoint)
+            if endpoint is None and self.adaptive:  # a fallback's endpoint, first used now
+                endpoint = self.limits[model.endpoint] = AdaptiveLimit(self.concurrency)
             if endpoint is not None:
                 try:
                     await endpoint.acquire()
@@ -393,11 +401,12 @@ class Runner:
                     if reserved is not None and budget is not None:
                         budget.settle(reserved, 0.0)
                     raise
-            att = builder.new_attempt()
+            att = builder.new_attempt(model)
             try:
                 again = await self._attempt(
                     client,
                     cell,
+                    model,
                     fmt,
                     request,
                     read_timeout,
@@ -441,6 +450,7 @@ class Runner:
         self,
         client: httpx2.AsyncClient,
         cell: Cell,
+        model: Model,
         fmt: providers.WireFormat,
         request: providers.WireRequest,
         read_timeout: httpx2.Timeout,
@@ -449,9 +459,8 @@ class Runner:
         number: int,
         last_try: bool,
     ) -> bool:
-        """One attempt (the call's ``number``-th request), folded into ``att``; whether the call
-        should try again."""
-        model = cell.model
+        """One attempt (the call's ``number``-th request) to ``model``, folded into ``att``;
+        whether the call should try again. Observers see it as ``cell``'s."""
         observers = self.observers
         if model.server is not None:  # a local server that died comes back before the call
             try:
@@ -511,6 +520,15 @@ def _fewer_collections() -> Iterator[None]:
         if _runs_in_flight == 0 and _saved_threshold is not None:
             gc.set_threshold(*_saved_threshold)
             _saved_threshold = None
+
+
+def _falls_back(model: Model, error: StreamError) -> bool:
+    """Whether a call whose retries ended in ``error`` moves on to ``model``'s next fallback."""
+    if error.error_kind == "cancelled":
+        return False
+    if model.fallback_on is not None:
+        return error.error_kind in model.fallback_on
+    return error.retryable
 
 
 def _is_judge(scorer: Any) -> bool:
