@@ -40,13 +40,14 @@ class ProgressObserver:
             TextColumn(
                 "spend ${task.fields[spend]:.4f}  passed {task.fields[passed]}  "
                 "errors {task.fields[errors]}  retries {task.fields[retries]}"
+                "{task.fields[throttled]}"
             ),
             TimeElapsedColumn(),
             console=self.console,
             transient=transient,
         )
         self.task = self.progress.add_task(
-            "calls", total=total, spend=0.0, passed=0, errors=0, retries=0
+            "calls", total=total, spend=0.0, passed=0, errors=0, retries=0, throttled=""
         )
         # The run's shared tally (the runner tells it first); without one, a tally of our own.
         self._own_tally = tally is None
@@ -62,6 +63,12 @@ class ProgressObserver:
     def on_event(self, cell: Cell, event: Event) -> None:
         if self._own_tally:
             self.tally.on_event(cell, event)
+
+    def on_throttle(self, message: str | None) -> None:
+        """Say in the bar that an endpoint is held back by rate limits (not stuck)."""
+        if self._own_tally:
+            self.tally.on_throttle(message)
+        self.progress.update(self.task, throttled=f"  [yellow]{message}[/]" if message else "")
 
     def on_record(self, cell: Cell, record: CallRecord) -> None:
         if self._own_tally:
