@@ -114,6 +114,7 @@ def test_run_logs_every_call_and_summary(sim_url: str, store_path: str) -> None:
         "cancelled",
         "cancelled_cost_usd",
         "skipped",
+        "saved_usd",
     ]
     summary = summary.set_index("model")
     good = summary.loc["good"]

@@ -84,3 +84,22 @@ def test_runs_show_planned_done_and_cancelled(
     # 5 of the 6 calls that ran passed: 83%, not 5 of 8; the 2 cancelled are counted apart
     assert "83%" in shown and "62%" not in shown
     assert "2 calls cancelled by the interrupt" in shown and "billed $1.00" in shown
+
+
+def test_integrity_ok_says_whether_sqlite_finds_the_file_sound(store_path: str) -> None:
+    store = Store(store_path)
+    store.begin_run("r1", models=["m"], n_tasks=400, repeats=1, n_planned=400)
+    for i in range(400):
+        store.add(record(f"c{i}").model_copy(update={"text": "x" * 200}))
+    assert store.integrity_ok()
+    assert repr(store) == f"Store({store_path!r})"
+    store.close()
+    # a few kilobytes of noise inside the last pages (a disk fault, a bad copy)
+    with open(store_path, "r+b") as f:
+        size = f.seek(0, 2)
+        f.seek(size - 2 * 4096 + 8)
+        f.write(bytes(range(256)) * 12)
+    damaged = Store(store_path, read_only=True)
+    assert repr(damaged) == f"Store({store_path!r}, read_only=True)"
+    assert not damaged.integrity_ok()
+    damaged.close()

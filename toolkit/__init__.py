@@ -52,6 +52,7 @@ __all__ = [
     "acompare",
     "arescore",
     "arun",
+    "cache",
     "compare",
     "datasets",
     "last_run",
@@ -68,7 +69,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # The simulator pulls in starlette and uvicorn: import submodules only when asked for.
-    if name in ("sim", "local", "plot"):
+    if name in ("sim", "local", "plot", "cache"):
         import importlib
 
         module = importlib.import_module(f".{name}", __name__)

@@ -52,6 +52,7 @@ SUMMARY_COLUMNS = [
     "cancelled",
     "cancelled_cost_usd",
     "skipped",
+    "saved_usd",
 ]
 
 
@@ -204,7 +205,8 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
         g = every[~(dropped | not_started)]
         calls = len(g)
         passed = int(g["passed"].sum())
-        cost = _spend(g["cost_usd"])
+        replayed = g["cached"].to_numpy(dtype=bool) if "cached" in g.columns else None
+        cost = _spend(g["cost_usd"])  # the original costs: what cost per success is on
         low, high = wilson(passed, calls)
         per_task = g.groupby("task_id", sort=True).agg(
             cost=("cost_usd", lambda s: s.sum() if s.notna().all() else float("nan")),
@@ -229,7 +231,8 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
                 "success_rate": passed / calls if calls else float("nan"),
                 "success_ci_low": low,
                 "success_ci_high": high,
-                "cost_usd": cost,
+                # spend is what this run was billed: a cached answer's cost is saved_usd
+                "cost_usd": cost if replayed is None else _spend(g["cost_usd"][~replayed]),
                 "cost_per_success": _ratio(cost, passed) if calls else float("nan"),
                 "cost_per_success_ci_low": ci_low,
                 "cost_per_success_ci_high": ci_high,
@@ -242,6 +245,7 @@ def summary(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> SummaryFr
                 "cancelled": int(dropped.sum()),
                 "cancelled_cost_usd": _spend(every["cost_usd"][dropped]),
                 "skipped": int(not_started.sum()),
+                "saved_usd": 0.0 if replayed is None else _spend(g["cost_usd"][replayed]),
             }
         )
         if judged:
@@ -574,6 +578,7 @@ _SUMMARY_VIEW: list[_Column] = [
         ),
     ),
     ("skipped (budget)", ("skipped",), lambda r: str(r["skipped"])),
+    ("saved (cache)", ("saved_usd",), lambda r: format_usd(r["saved_usd"])),
 ]
 
 _JUDGE_VIEW: _Column = (
@@ -724,6 +729,8 @@ class SummaryFrame(_FormattedFrame):
             shown = [c for c in shown if c[0] != "cancelled (spend)"]
         if not self["skipped"].astype(bool).any():
             shown = [c for c in shown if c[0] != "skipped (budget)"]
+        if not (self["saved_usd"].fillna(1) > 0).any():
+            shown = [c for c in shown if c[0] != "saved (cache)"]
         if set(JUDGE_COLUMNS) <= set(self.columns):
             shown = [*shown, _JUDGE_VIEW]
         return shown
@@ -738,6 +745,11 @@ class SummaryFrame(_FormattedFrame):
         )
         if self["cancelled"].astype(bool).any():
             parts.append("cancelled calls are left out of every other column")
+        if (self["saved_usd"].fillna(0) > 0).any():
+            parts.append(
+                "cached answers cost nothing now: their original cost is saved, not spend; "
+                "cost per success is on the original costs"
+            )
         if set(JUDGE_COLUMNS) <= set(self.columns):
             parts.append(
                 "an LLM judge graded the answers: its spend (cost to evaluate) is apart from "

@@ -219,7 +219,10 @@ async def execute(prepared: Prepared, observers: Sequence[Observer] = ()) -> Run
             n_planned=len(prepared.cells),
             name=options.name,
         )
-    runner = Runner.from_options(prepared.run_id, options, store=db, observers=observers)
+    cache = _cache_store(options.cache, db)
+    runner = Runner.from_options(
+        prepared.run_id, options, store=db, observers=observers, cache=cache
+    )
     try:
         records = await runner.run(prepared.cells)
     finally:
@@ -227,6 +230,8 @@ async def execute(prepared: Prepared, observers: Sequence[Observer] = ()) -> Run
             db.end_run(prepared.run_id)
             if not isinstance(options.store, Store):
                 db.close()
+        if cache is not None and cache is not db and not isinstance(options.cache, Store):
+            cache.close()
     if prepared.resumed:  # the calls logged before, then these, in the plan's order
         records = sorted([*prepared.resumed, *records], key=lambda r: r.seq)
     return Run(
@@ -262,6 +267,8 @@ async def arun(
     budget_usd: float | None = None,
     resume: str | None = None,
     adaptive: bool = True,
+    cache: bool | str | Path | Store = False,
+    cache_max_age_s: float | None = None,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -272,6 +279,8 @@ async def arun(
         prompts=prompts,
         budget_usd=budget_usd,
         adaptive=adaptive,
+        cache=cache,
+        cache_max_age_s=cache_max_age_s,
         repeats=repeats,
         concurrency=concurrency,
         schema=schema,
@@ -289,6 +298,17 @@ async def arun(
     if resume is not None:
         prepared = prepare_resume(prepared, resume)
     return await execute(prepared, observers)
+
+
+def _cache_store(cache: Any, db: Store | None) -> Store | None:
+    """Where a run's cached answers live: its own store (``cache=True``), a file, a Store."""
+    if cache is False or cache is None:
+        return None
+    if cache is True:
+        return db
+    if isinstance(cache, Store):
+        return cache
+    return Store(cache)
 
 
 def _default_name(tasks: Any) -> str:
@@ -359,6 +379,7 @@ async def acompare(
     reask: int = 0,
     structured: bool | None = None,
     budget_usd: float | None = None,
+    cache: bool | str | Path | Store = False,
 ) -> pd.DataFrame:
     """Send one prompt (or each prompt variant) to every model at once; one DataFrame row per
     model (per variant and model).
@@ -367,6 +388,7 @@ async def acompare(
     """
     options = RunOptions.of(
         budget_usd=budget_usd,
+        cache=cache,
         schema=schema,
         system=system,
         store=store,

@@ -315,7 +315,7 @@ class CallBuilder:
             usage_source=None if not billed else ("estimated" if estimated else "reported"),
             cost_usd=cost,
             cost_source=cost_source,
-            finish_reason=last.finish,
+            finish_reason=redact(last.finish, secrets) if last.finish else None,
             text=text,
             valid=verdict.valid,
             validation_errors=verdict.errors,

@@ -135,6 +135,7 @@ def compare(
     reask: int = 0,
     structured: bool | None = None,
     budget_usd: float | None = None,
+    cache: bool | str | Path | Store = False,
 ) -> pd.DataFrame:
     """Send one prompt to every model at once and watch them answer; one row per model.
 
@@ -154,13 +155,14 @@ def compare(
         retries: retries of a failed attempt.
         observers: receive every stream event and every finished record.
         live: live panels in a notebook (default: when there is a widget front end).
-        scorer, threshold, reask, structured, budget_usd: as for :func:`run`.
+        scorer, threshold, reask, structured, budget_usd, cache: as for :func:`run`.
 
     Returns:
         A DataFrame with one row per model (the per-call record's columns).
     """
     options = RunOptions.of(
         budget_usd=budget_usd,
+        cache=cache,
         schema=schema,
         system=system,
         store=store,
@@ -219,6 +221,8 @@ def run(
     budget_usd: float | None = None,
     resume: str | None = None,
     adaptive: bool = True,
+    cache: bool | str | Path | Store = False,
+    cache_max_age_s: float | None = None,
 ) -> Run:
     """Run every task on every model ``repeats`` times, concurrently; log every call.
 
@@ -264,6 +268,14 @@ def run(
         adaptive: per endpoint, halve the calls in flight on a rate limit or overload (and
             hold them for its ``Retry-After``), then add them back one by one as answers come
             (AIMD); the dashboard says when a run is throttled. ``False``: a fixed concurrency.
+        cache: replay answers already paid for instead of asking again: ``True`` keeps them
+            in the run's store, a path or ``Store`` elsewhere (off by default). The key is the
+            endpoint, the whole request body (model id, messages, every parameter) and the
+            repeat index (repeats are samples). A hit is the original row with ``cached=True``
+            (its latency, TTFT, tokens and cost), scored again by this run's scorer; the
+            summary counts its cost as ``saved_usd``, apart from spend. Failed calls are
+            never cached; ``tk.cache.clear()`` empties it.
+        cache_max_age_s: ask again when the cached answer is older than this.
 
     Returns:
         A :class:`Run`; ``run.df`` is the per-call DataFrame. Failed calls are rows, not errors.
@@ -275,6 +287,8 @@ def run(
         prompts=prompts,
         budget_usd=budget_usd,
         adaptive=adaptive,
+        cache=cache,
+        cache_max_age_s=cache_max_age_s,
         repeats=repeats,
         concurrency=concurrency,
         schema=schema,

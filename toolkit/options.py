@@ -38,6 +38,8 @@ class RunOptions:
         prompts: the prompt variants every task is asked in (empty: the tasks' own prompts).
         budget_usd: the most the run may spend (never overshot; see ``toolkit.budget``).
         adaptive: cut each endpoint's concurrency on rate limits, and recover (``toolkit.limits``).
+        cache: replay answers already paid for: ``True`` (the run's store), a path or a Store.
+        cache_max_age_s: a cached answer older than this is asked again.
     """
 
     repeats: int = 1
@@ -55,6 +57,8 @@ class RunOptions:
     prompts: tuple[Prompt, ...] = ()
     budget_usd: float | None = None
     adaptive: bool = True
+    cache: bool | str | Path | Store = False
+    cache_max_age_s: float | None = None
 
     @classmethod
     def of(
@@ -75,6 +79,8 @@ class RunOptions:
         prompts: Any = None,
         budget_usd: float | None = None,
         adaptive: bool = True,
+        cache: bool | str | Path | Store = False,
+        cache_max_age_s: float | None = None,
     ) -> RunOptions:
         """Check the user's arguments and compile what needs compiling (schema, scorer).
 
@@ -104,6 +110,15 @@ class RunOptions:
             or not budget_usd >= 0
         ):
             raise ConfigError(f"budget_usd must be a number of dollars >= 0, got {budget_usd!r}.")
+        if cache is True and store is False:
+            raise ConfigError(
+                "cache=True keeps answers in the run's store, and store=False has none; name a "
+                "file for the cache (cache='cache.db') or keep the store."
+            )
+        if cache_max_age_s is not None and (
+            not isinstance(cache_max_age_s, int | float) or cache_max_age_s < 0
+        ):
+            raise ConfigError(f"cache_max_age_s must be seconds >= 0, got {cache_max_age_s!r}.")
         if system is not None and not isinstance(system, str):
             raise ConfigError(f"system must be a string, got {type(system).__name__}.")
         return cls(
@@ -122,6 +137,8 @@ class RunOptions:
             prompts=tuple(variants(prompts)),
             budget_usd=float(budget_usd) if budget_usd is not None else None,
             adaptive=bool(adaptive),
+            cache=cache,
+            cache_max_age_s=cache_max_age_s,
         )
 
 

@@ -27,8 +27,8 @@ import httpx2
 from . import providers, scoring, validate
 from .budget import Budget, worst_case_usd
 from .builder import Attempt, CallBuilder, Verdict, check, judge, with_judgement
-from .errors import ConfigError, ProviderError
-from .events import Event, StreamError
+from .errors import ConfigError, ProviderError, StreamRedactor, redact
+from .events import Event, Finish, ReasoningDelta, RefusalDelta, Started, StreamError, TextDelta
 from .limits import AdaptiveLimit
 from .models import Model
 from .options import RunOptions
@@ -136,6 +136,8 @@ class Runner:
         structured: bool | None = None,
         budget: Budget | None = None,
         adaptive: bool = True,
+        cache: Store | None = None,
+        cache_max_age_s: float | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
@@ -159,6 +161,9 @@ class Runner:
         self.adaptive = adaptive
         self.limits: dict[str, AdaptiveLimit] = {}
         self._throttle_said: str | None = None
+        # Answers already paid for (toolkit.cache): a hit is replayed, never asked again.
+        self.cache = cache
+        self.cache_max_age_s = cache_max_age_s
 
     @classmethod
     def from_options(
@@ -169,8 +174,10 @@ class Runner:
         store: Store | None = None,
         observers: Sequence[Observer] = (),
         client: httpx2.AsyncClient | None = None,
+        cache: Store | None = None,
     ) -> Runner:
-        """A runner for one run's checked options (``RunOptions.of``)."""
+        """A runner for one run's checked options (``RunOptions.of``); ``cache`` the store
+        that holds the answers to replay (``cache=`` of ``tk.run``)."""
         return cls(
             run_id=run_id,
             concurrency=options.concurrency,
@@ -187,6 +194,8 @@ class Runner:
             structured=options.structured,
             budget=Budget(options.budget_usd) if options.budget_usd is not None else None,
             adaptive=options.adaptive,
+            cache=cache,
+            cache_max_age_s=options.cache_max_age_s,
         )
 
     async def run(self, cells: Sequence[Cell]) -> list[CallRecord]:
@@ -256,8 +265,25 @@ class Runner:
             )
 
         try:
-            await self._attempts(client, cell, schema, builder, checked)
-            record = builder.build(started_at, t0, verdict_of=verdict_of)
+            key = self._cache_key(cell, schema, builder.messages)
+            hit = self._cached(key, cell, started_at) if key is not None else None
+            if hit is not None:
+                text, finish = hit.text, hit.finish_reason
+                verdict = verdict_of(text, finish, bool(hit.refusal), False)
+                record = hit.model_copy(
+                    update={
+                        "valid": verdict.valid,
+                        "validation_errors": verdict.errors,
+                        "score": verdict.score,
+                        "passed": bool(verdict.passed),
+                    }
+                )
+                self._replay(cell, record)
+            else:
+                await self._attempts(client, cell, schema, builder, checked)
+                record = builder.build(started_at, t0, verdict_of=verdict_of)
+                if key is not None and self.cache is not None:
+                    self.cache.cache_put(key, record)  # only an answered call is kept
             if grader is not None and record.status == "ok" and record.valid is not False:
                 graded = await grader.grade(
                     client, record.text, cell.task, run_id=self.run_id, retries=self.retry.retries
@@ -271,6 +297,64 @@ class Runner:
             record = builder.build(started_at, t0, verdict_of=verdict_of, crashed=exc)
         self._finish(cell, record)
         return record
+
+    def _cache_key(
+        self, cell: Cell, schema: validate.Schema | None, messages: list[dict[str, Any]]
+    ) -> str | None:
+        """The cache key of the call's first request (endpoint, body, repeat), if caching."""
+        if self.cache is None:
+            return None
+        from .cache import request_key
+
+        model = cell.model
+        structured = model.structured if self.structured is None else self.structured
+        constrain = schema if schema is not None and structured else None
+        request = providers.wire_format(model.wire_format).build_request(
+            model, messages, key=None, schema=constrain
+        )
+        return request_key(request.url, request.body, cell.repeat)
+
+    def _cached(self, key: str, cell: Cell, started_at: datetime) -> CallRecord | None:
+        """The cached answer to ``key`` as this cell's row: the original's text, timings,
+        tokens and cost, marked ``cached``."""
+        assert self.cache is not None
+        hit = self.cache.cache_get(key, max_age_s=self.cache_max_age_s)
+        if hit is None or hit.status != "ok":
+            return None
+        prompt = cell.prompt
+        return hit.model_copy(
+            update={
+                "run_id": self.run_id,
+                "call_id": cell.call_id,
+                "task_id": cell.task.id,
+                "repeat": cell.repeat,
+                "seq": cell.seq,
+                "started_at": started_at,
+                "cached": True,
+                "expected": cell.task.expected,
+                "prompt": prompt.name if prompt is not None else None,
+                "prompt_hash": prompt.hash if prompt is not None else None,
+                "rescored_from": None,
+                "model": cell.model.name,  # the key has no alias: two aliases share an entry
+            }
+        )
+
+    def _replay(self, cell: Cell, record: CallRecord) -> None:
+        """Tell observers a cached answer as one instant stream (the panels show it whole)."""
+        now = time.monotonic()
+        events: list[Event] = [Started(1, record.request_id, cell.call_id, now)]
+        if record.reasoning_text:
+            events.append(ReasoningDelta(record.reasoning_text, cell.call_id, now))
+        if record.text:
+            events.append(TextDelta(record.text, cell.call_id, now))
+        if record.finish_reason:
+            events.append(Finish(record.finish_reason, cell.call_id, now))
+        for event in events:
+            for observer in self.observers:
+                try:
+                    observer.on_event(cell, event)
+                except Exception as exc:  # a broken display must not lose the call
+                    _observer_failed(observer, exc)
 
     def _finish(self, cell: Cell, record: CallRecord) -> None:
         if self.store is not None:
@@ -462,6 +546,10 @@ class Runner:
         """One attempt (the call's ``number``-th request) to ``model``, folded into ``att``;
         whether the call should try again. Observers see it as ``cell``'s."""
         observers = self.observers
+        key = model.api_key() if observers else None
+        # Whatever the provider echoes back (a key in the answer, an id, an error) reaches the
+        # displays with the key replaced, a key split across deltas included.
+        shield = _Shield(key) if key else None
         if model.server is not None:  # a local server that died comes back before the call
             try:
                 await asyncio.to_thread(model.server.ensure_running)
@@ -481,11 +569,21 @@ class Runner:
             error_fault=fmt.error_fault,
         ):
             att.fold(event)
-            for observer in observers:
-                try:
-                    observer.on_event(cell, event)
-                except Exception as exc:  # a broken display must not lose the call
-                    _observer_failed(observer, exc)
+            if not observers:
+                continue
+            for shown in shield.shown(event) if shield is not None else (event,):
+                for observer in observers:
+                    try:
+                        observer.on_event(cell, shown)
+                    except Exception as exc:  # a broken display must not lose the call
+                        _observer_failed(observer, exc)
+        if shield is not None:
+            for shown in shield.flush():
+                for observer in observers:
+                    try:
+                        observer.on_event(cell, shown)
+                    except Exception as exc:
+                        _observer_failed(observer, exc)
         att.t_end = time.monotonic()
         error = att.error
         if error is None or not error.retryable or last_try:
@@ -520,6 +618,55 @@ def _fewer_collections() -> Iterator[None]:
         if _runs_in_flight == 0 and _saved_threshold is not None:
             gc.set_threshold(*_saved_threshold)
             _saved_threshold = None
+
+
+class _Shield:
+    """One attempt's events as displays may see them: ``key`` replaced wherever it appears,
+    in text split across deltas too (``errors.StreamRedactor`` holds back a possible start)."""
+
+    __slots__ = ("_secrets", "_parts")
+
+    def __init__(self, key: str) -> None:
+        self._secrets = [key]
+        self._parts: dict[str, StreamRedactor] = {}
+
+    def shown(self, event: Event) -> list[Event]:
+        kind = event.kind
+        if kind in ("text", "reasoning", "refusal"):
+            part = self._parts.get(kind)
+            if part is None:
+                part = self._parts[kind] = StreamRedactor(self._secrets)
+            delta: TextDelta | ReasoningDelta | RefusalDelta = event  # type: ignore[assignment]
+            text = part.feed(delta.text)
+            return [replace(delta, text=text)] if text else []
+        out = self.flush()  # held text goes out before what follows it
+        secrets = self._secrets
+        if isinstance(event, Started) and event.request_id:
+            event = replace(event, request_id=redact(event.request_id, secrets))
+        elif isinstance(event, Finish):
+            event = replace(
+                event,
+                reason=redact(event.reason, secrets),
+                response_id=redact(event.response_id, secrets) if event.response_id else None,
+            )
+        elif isinstance(event, StreamError):
+            event = replace(
+                event,
+                message=redact(event.message, secrets),
+                response_id=redact(event.response_id, secrets) if event.response_id else None,
+            )
+        out.append(event)
+        return out
+
+    def flush(self) -> list[Event]:
+        """What the redactors held back, as deltas of their kinds."""
+        out: list[Event] = []
+        for kind, part in self._parts.items():
+            held = part.flush()
+            if held:
+                maker = {"text": TextDelta, "reasoning": ReasoningDelta, "refusal": RefusalDelta}
+                out.append(maker[kind](held))
+        return out
 
 
 def _falls_back(model: Model, error: StreamError) -> bool:

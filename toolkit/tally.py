@@ -96,7 +96,8 @@ class Tally:
     def on_record(self, cell: Cell, record: CallRecord) -> None:
         self._live.pop(cell.call_id, None)
         self.done += 1
-        self.spend += record.cost_usd or 0.0
+        spent = 0.0 if record.cached else record.cost_usd or 0.0  # a replay costs nothing now
+        self.spend += spent
         self.retries += max(0, record.attempts - 1)
         model = self.per_model.setdefault(cell.lane, ModelTally())  # per (prompt, model)
         if record.error_kind == "cancelled":  # the user stopped it: no failure of the model
@@ -107,7 +108,7 @@ class Tally:
             self.skipped += 1
             return
         model.calls += 1
-        model.spend += record.cost_usd or 0.0
+        model.spend += record.cost_usd or 0.0  # cost per success: on the original costs
         if record.passed:
             self.passed += 1
             model.passed += 1

@@ -113,6 +113,8 @@ def status_of(record: CallRecord) -> str:
         return "skipped"
     if record.status == "error" and record.error_kind == "cancelled":
         return "cancelled"
+    if record.cached:
+        return "ok (cached)"
     return record.status
 
 
