@@ -220,9 +220,10 @@ class Store:
         ``calls`` counts every logged row; of those, ``done`` ran to an outcome and
         ``cancelled`` were cut by an interrupt (``error_kind="cancelled"``). A run interrupted
         reads e.g. planned_calls 72, calls 48, done 40, cancelled 8: 24 never started.
-        ``cost_usd`` is all the run was billed, cancelled calls included (a cached answer, replayed, is not billed again). ``prompts`` lists
-        the prompt variants its calls used, as ``name#hash`` (empty without variants): a name
-        reused for a changed text shows as another hash.
+        ``cost_usd`` is all the run was billed, cancelled calls included (a cached answer,
+        replayed, is not billed again). ``prompts`` lists the prompt variants its calls used,
+        as ``name#hash`` (empty without variants): a name reused for a changed text shows as
+        another hash.
         """
         import pandas as pd
 

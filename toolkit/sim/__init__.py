@@ -1,14 +1,17 @@
 """``toolkit.sim``: a real OpenAI-compatible server on loopback, driven by per-model profiles.
 
 Deterministic under a seed; answers the bundled datasets' tasks meaningfully (right with
-probability ``quality``); injects 429s, 5xx, stalls, cut and malformed streams on request.
+probability ``quality``); injects 429s, 5xx, overloads, stalls, cut, malformed and reset
+streams on request (``FAULTS``), and answers 429s beyond a model's own limits
+(``Profile(max_concurrent=..., requests_per_s=...)``). It bills every request as a provider
+would (``SimServer.billing``, ``SimServer.billed_usd``; the rule is in ``toolkit.sim.ledger``).
 """
 
 from __future__ import annotations
 
 from ..models import Model
 from .app import create_app
-from .profiles import DEFAULT_PROFILE, DEMO_PROFILES, Profile, default_profiles
+from .profiles import DEFAULT_PROFILE, DEMO_PROFILES, FAULTS, Profile, default_profiles
 from .server import SimServer, serve, start
 
 # The demo's models speak their vendors' own wire formats, as the real ones would.
@@ -47,6 +50,7 @@ __all__ = [
     "start",
     "DEFAULT_PROFILE",
     "DEMO_PROFILES",
+    "FAULTS",
     "Profile",
     "create_app",
     "default_profiles",

@@ -7,11 +7,12 @@ format asks), written as Anthropic writes them: named SSE events (``message_star
 a thinking block before the text for reasoning profiles, errors as ``{"type": "error",
 "error": {"type", "message"}}``, ``request-id`` headers.
 
-Faults: a 429 ``rate_limit_error`` with ``retry-after``; a 500 ``api_error``; ``overloaded`` is
-Anthropic's two ways of saying it, chosen by a bit of the request id (deterministic under the
-seed): an HTTP 529 ``overloaded_error``, or an ``event: error`` ``overloaded_error`` mid-stream
-after part of the answer (the fault ``overloaded_midstream`` in ``faults_by_task`` always takes
-the second); stall, cut and malformed streams as the chat endpoint has them.
+Faults: a 429 ``rate_limit_error`` with ``retry-after`` (also what the model's own limits
+answer); a 500 ``api_error``; ``overloaded`` is Anthropic's two ways of saying it, chosen by a
+bit of the request id (deterministic under the seed): an HTTP 529 ``overloaded_error``, or an
+``event: error`` ``overloaded_error`` mid-stream after part of the answer (the fault
+``overloaded_midstream`` always takes the second); stall, cut, malformed and reset streams as
+the chat endpoint has them. Every request is billed in the simulator's ledger.
 
 Prompt caching, simulated: a request that asks for it (a ``cache_control`` at the top level or
 on a system or message block) caches its prompt up to the last block marked (all of it for the
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,6 +43,25 @@ _FINISH = {False: "end_turn", True: "max_tokens"}
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
     body = {"type": "error", "error": {"type": kind, "message": message}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+WIRE_FORMAT = "anthropic"
+MALFORMED = b'event: content_block_delta\ndata: {"type": "content_block_delta\n\n'
+OVERLOADED = (
+    b"event: error\ndata: "
+    + orjson.dumps(
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    )
+    + b"\n\n"
+)
+
+
+def _rate_limited(wait: float, request_id: str) -> Response:
+    """Anthropic's 429 ``rate_limit_error``, its Retry-After saying ``wait`` seconds."""
+    headers = {"request-id": request_id, **sim_app.retry_after_headers(wait)}
+    return _error(
+        429, "Number of request tokens has exceeded your rate limit", "rate_limit_error", headers
+    )
 
 
 def _text(content: Any) -> str:
@@ -131,6 +150,12 @@ def routes(state: sim_app.SimState) -> list[Route]:
             )
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             return _error(400, "max_tokens: Field required", "invalid_request_error")
+        return await sim_app.admitted(
+            state, model_id, WIRE_FORMAT, _rate_limited, lambda: answer(body, max_tokens)
+        )
+
+    async def answer(body: dict[str, Any], max_tokens: int) -> Response:
+        model_id = body["model"]
         convo = to_messages(body)
         profile = state.profile(model_id)
         plan = state.plan(model_id, convo, None)
@@ -139,35 +164,32 @@ def routes(state: sim_app.SimState) -> list[Route]:
         bits = plan.rng.getrandbits(64)
         request_id = f"req_{bits:016x}"
         headers = {"request-id": request_id}
+        bill = state.ledger.open(model_id, request_id, WIRE_FORMAT, profile)
         fault = plan.fault
         if fault == "overloaded" and bits & 1:
             fault = "overloaded_midstream"
         if fault == "rate_limit":
-            wait = profile.retry_after_s / state.speed
-            return _error(
-                429,
-                "Number of request tokens has exceeded your rate limit",
-                "rate_limit_error",
-                {
-                    **headers,
-                    "retry-after": str(max(1, math.ceil(wait))),
-                    "retry-after-ms": str(int(wait * 1000)),
-                },
-            )
+            bill.refuse(429, fault)
+            return _rate_limited(profile.retry_after_s / state.speed, request_id)
         if fault == "server_error":
+            bill.refuse(500, fault)
             return _error(500, "Internal server error", "api_error", headers)
         stream = bool(body.get("stream"))
         if fault == "overloaded" or (fault == "overloaded_midstream" and not stream):
+            bill.refuse(529, "overloaded")
             return _error(529, "Overloaded", "overloaded_error", headers)
 
         toks, reasoning_toks, cut_by_max = sim_app.answer_tokens(plan, max_tokens)
         stop_reason = _FINISH[cut_by_max]
-        usage = usage_of(model_id, body, sim_app.prompt_tokens_of(convo))
-        final_usage: dict[str, Any] = {**usage, "output_tokens": len(toks) + len(reasoning_toks)}
+        prompt_tokens = sim_app.prompt_tokens_of(convo)
+        usage = usage_of(model_id, body, prompt_tokens)
+        output_tokens = len(toks) + len(reasoning_toks)
+        final_usage: dict[str, Any] = {**usage, "output_tokens": output_tokens}
         if reasoning_toks:  # newer API versions break thinking out of output_tokens
             final_usage["output_tokens_details"] = {"thinking_tokens": len(reasoning_toks)}
         message_id = f"msg_{request_id[4:]}"
         signature = hashlib.sha256(plan.reasoning.encode()).hexdigest()[:32]
+        bill.begin(prompt_tokens)
 
         if not stream:
             await asyncio.sleep(sim_app.whole_answer_s(profile, len(toks), state.speed))
@@ -181,6 +203,7 @@ def routes(state: sim_app.SimState) -> list[Route]:
                     }
                 )
             content.append({"type": "text", "text": "".join(toks)})
+            bill.settle(output_tokens)
             return JSONResponse(
                 {
                     "id": message_id,
@@ -223,6 +246,7 @@ def routes(state: sim_app.SimState) -> list[Route]:
                 block = {"type": "thinking", "thinking": "", "signature": ""}
                 yield event("content_block_start", {"index": 0, "content_block": block})
                 for tok in reasoning_toks:
+                    bill.sent()
                     yield delta(0, "thinking_delta", "thinking", tok)
                     await pause(gap)
                 yield delta(0, "signature_delta", "signature", signature)
@@ -232,23 +256,24 @@ def routes(state: sim_app.SimState) -> list[Route]:
             yield event("content_block_start", {"index": index, "content_block": block})
             yield event("ping", {})
             for i, tok in enumerate(toks):
-                if i == plan.cut_at:
-                    if fault == "cut":
-                        return  # the connection ends cleanly: no message_delta, no message_stop
-                    if fault == "stall":
-                        await asyncio.sleep(profile.stall_s / state.speed)
-                        return
-                    if fault == "malformed":
-                        yield b'event: content_block_delta\ndata: {"type": "content_block_delta\n\n'
-                        return
-                    if fault == "overloaded_midstream":
-                        error = {"error": {"type": "overloaded_error", "message": "Overloaded"}}
-                        yield event("error", error)
-                        return
+                if i == plan.cut_at and fault in sim_app.MIDSTREAM_FAULTS:
+                    # a cut ends the response cleanly: no message_delta, no message_stop
+                    async for part in sim_app.break_stream(
+                        fault,
+                        bill,
+                        profile,
+                        state.speed,
+                        malformed=MALFORMED,
+                        overloaded=OVERLOADED,
+                    ):
+                        yield part
+                    return
+                bill.sent()
                 yield delta(index, "text_delta", "text", tok)
                 await pause(gap)
             yield event("content_block_stop", {"index": index})
             stop = {"stop_reason": stop_reason, "stop_sequence": None}
+            bill.settle(output_tokens)
             yield event("message_delta", {"delta": stop, "usage": final_usage})
             yield event("message_stop", {})
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import random
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +32,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ..judge import JudgePrompt, parse_prompt
 from ..validate import matches
 from . import answers, anthropic, gemini
+from .ledger import Bill, Ledger, prompt_tokens
+from .limits import Limits, Slot
 from .profiles import DEFAULT_PROFILE, Profile, default_profiles
 
 _MIN_WORDS = 3  # a shorter prompt or question is found by exact match only
@@ -101,9 +105,21 @@ class SimState:
             self._by_word[max(inner, key=len)].append(text)
         self._seen: dict[tuple[str, str], int] = defaultdict(int)
         self.requests = 0
+        self.ledger = Ledger()
+        self.limits = Limits(speed)
+        self._throttled = 0
 
     def profile(self, model_id: str) -> Profile:
         return self.profiles.get(model_id, DEFAULT_PROFILE)
+
+    def throttled(self, model_id: str, wire_format: str) -> str:
+        """Log a request the model's limits refused (a 429, nothing billed); its request id."""
+        self.requests += 1
+        self._throttled += 1
+        request_id = f"req_t{self._throttled:015x}"  # 't' is no hex digit: no plan's id
+        bill = self.ledger.open(model_id, request_id, wire_format, self.profile(model_id))
+        bill.refuse(429, "throttled")
+        return request_id
 
     def _contained(self, content: str) -> str | None:
         """The longest known task text that ``content`` contains, if any."""
@@ -175,14 +191,7 @@ class SimState:
         profile = self.profile(model_id)
         fault = None
         roll = rng.random()
-        for name, p in (
-            ("rate_limit", profile.p_rate_limit),
-            ("server_error", profile.p_server_error),
-            ("overloaded", profile.p_overloaded),
-            ("stall", profile.p_stall),
-            ("cut", profile.p_cut),
-            ("malformed", profile.p_malformed),
-        ):
+        for name, p in profile.fault_rates():
             if roll < p:
                 fault = name
                 break
@@ -226,13 +235,16 @@ class SimState:
 
 
 def prompt_tokens_of(messages: list[dict[str, Any]]) -> int:
-    """The prompt's size in tokens, as every endpoint of the simulator counts it."""
-    return max(1, sum(len(str(m.get("content", ""))) for m in messages) // 4)
+    """The prompt's size in tokens, as every endpoint of the simulator counts it (and bills
+    it): ``ceil(characters / 4)`` of the messages' contents joined (``ledger.prompt_tokens``,
+    the rule the client estimates a cut stream's prompt by)."""
+    return prompt_tokens("".join(str(m.get("content", "")) for m in messages))
 
 
 def answer_tokens(plan: _Plan, max_tokens: Any) -> tuple[list[str], list[str], bool]:
-    """The answer's tokens (cut to ``max_tokens``), the reasoning's, and whether it was cut."""
-    toks = answers.tokens(plan.text)
+    """The answer's tokens (cut to ``max_tokens``), the reasoning's, and whether it was cut.
+    Every token is one delta the client sees (an empty answer has none)."""
+    toks = [tok for tok in answers.tokens(plan.text) if tok]
     cut = isinstance(max_tokens, int) and 0 < max_tokens < len(toks)
     if cut:
         toks = toks[:max_tokens]
@@ -263,6 +275,109 @@ def pacer(profile: Profile, rng: random.Random, speed: float) -> Callable[[float
     return pause
 
 
+MIDSTREAM_FAULTS = frozenset({"stall", "cut", "malformed", "overloaded_midstream", "reset"})
+"""The faults that break a stream after part of the answer (``break_stream``)."""
+
+
+class SimulatedReset(Exception):
+    """Raised inside a stream to abort its connection (the ``reset`` fault): uvicorn closes
+    the transport of a response that fails after it began, so the client sees the body end
+    without the chunked terminator. Its log record is dropped (``_QuietResets``)."""
+
+
+class _QuietResets(logging.Filter):
+    """Drops uvicorn's "Exception in ASGI application" record for a ``SimulatedReset`` (the
+    fault is the point, not a bug); every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        return not isinstance(exc, SimulatedReset)
+
+
+def quiet_resets() -> None:
+    """Install ``_QuietResets`` on uvicorn's error logger (once per process)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietResets) for f in logger.filters):
+        logger.addFilter(_QuietResets())
+
+
+async def break_stream(
+    fault: str, bill: Bill, profile: Profile, speed: float, *, malformed: bytes, overloaded: bytes
+) -> AsyncIterator[bytes]:
+    """The end of a stream that ``fault`` (one of ``MIDSTREAM_FAULTS``) breaks here, in a wire
+    format's own bytes: ``malformed`` (event data that is not JSON) or ``overloaded`` (its
+    error event). Nothing more is sent after them (nor billed): a stall sends nothing for
+    ``stall_s``, a cut ends the response cleanly, a reset aborts the connection."""
+    bill.fault = fault
+    if fault == "stall":
+        await asyncio.sleep(profile.stall_s / speed)
+    elif fault == "malformed":
+        yield malformed
+    elif fault == "overloaded_midstream":
+        yield overloaded
+    elif fault == "reset":
+        raise SimulatedReset(f"simulated connection reset ({bill.request_id})")
+
+
+class _Held(Response):
+    """A streaming response that frees its model's slot once done with, however it ended
+    (its stream frees it at its last byte; this covers a stream that never started)."""
+
+    def __init__(self, inner: StreamingResponse, slot: Slot) -> None:
+        self.inner = inner
+        self.slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.inner(scope, receive, send)
+        finally:
+            self.slot.release()
+
+
+async def _released(body: AsyncIterable[Any], slot: Slot) -> AsyncIterator[Any]:
+    """``body``, freeing ``slot`` when it ends: before the response's terminator is written,
+    so a client that saw the end of one stream finds the slot free for its next request."""
+    try:
+        async for part in body:
+            yield part
+    finally:
+        slot.release()
+
+
+async def admitted(
+    state: SimState,
+    model_id: str,
+    wire_format: str,
+    refuse: Callable[[float, str], Response],
+    respond: Callable[[], Awaitable[Response]],
+) -> Response:
+    """``respond()`` within the model's limits (``limits``), else ``refuse(wait, request_id)``:
+    the wire format's 429, logged as ``throttled``. An admitted request holds its slot while
+    its response is written (a stream: until its last chunk)."""
+    slot = state.limits.admit(model_id, state.profile(model_id))
+    if not isinstance(slot, Slot):
+        return refuse(slot, state.throttled(model_id, wire_format))
+    if not slot.limited:
+        return await respond()
+    try:
+        response = await respond()
+    except BaseException:
+        slot.release()
+        raise
+    if isinstance(response, StreamingResponse):
+        response.body_iterator = _released(response.body_iterator, slot)
+        return _Held(response, slot)
+    slot.release()  # the whole answer is ready: what is left is writing it
+    return response
+
+
+def retry_after_headers(wait: float) -> dict[str, str]:
+    """``retry-after`` (whole seconds, at least 1) and ``retry-after-ms`` for a wait."""
+    return {"retry-after": str(max(1, math.ceil(wait))), "retry-after-ms": str(int(wait * 1000))}
+
+
 def _usage(
     prompt_tokens: int,
     completion_tokens: int,
@@ -286,6 +401,30 @@ def _usage(
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
     body = {"error": {"message": message, "type": kind, "code": status}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+WIRE_FORMAT = "openai-chat"
+# A chunk cut inside a JSON string, and the error chunk OpenAI-compatible servers send mid-stream.
+MALFORMED = b'data: {"choices": [{"delta": {"content": "\n\n'
+OVERLOADED = (
+    b"data: "
+    + orjson.dumps(
+        {
+            "error": {
+                "message": "The model is overloaded, try again later",
+                "type": "overloaded_error",
+                "code": 503,
+            }
+        }
+    )
+    + b"\n\n"
+)
+
+
+def _rate_limited(wait: float, request_id: str) -> Response:
+    """The chat endpoint's 429: Retry-After (and ``retry-after-ms``) say ``wait`` seconds."""
+    headers = {"x-request-id": request_id, **retry_after_headers(wait)}
+    return _error(429, "Rate limit reached for requests", "rate_limit_error", headers)
 
 
 def create_app(
@@ -318,30 +457,31 @@ def create_app(
             return _error(
                 400, "'model' and a non-empty 'messages' list are required", "invalid_request_error"
             )
+        return await admitted(
+            state, model_id, WIRE_FORMAT, _rate_limited, lambda: answer(body, model_id, messages)
+        )
+
+    async def answer(body: dict[str, Any], model_id: str, messages: list[Any]) -> Response:
         profile = state.profile(model_id)
         plan = state.plan(model_id, messages, body.get("response_format"))
         request_id = f"req_{plan.rng.getrandbits(64):016x}"
         headers = {"x-request-id": request_id}
-        if plan.fault == "rate_limit":
-            wait = profile.retry_after_s / state.speed
-            return _error(
-                429,
-                "Rate limit reached for requests",
-                "rate_limit_error",
-                {
-                    **headers,
-                    "retry-after": str(max(1, math.ceil(wait))),
-                    "retry-after-ms": str(int(wait * 1000)),
-                },
-            )
-        if plan.fault == "server_error":
+        bill = state.ledger.open(model_id, request_id, WIRE_FORMAT, profile)
+        stream = bool(body.get("stream"))
+        fault = plan.fault
+        if fault == "rate_limit":
+            bill.refuse(429, fault)
+            return _rate_limited(profile.retry_after_s / state.speed, request_id)
+        if fault == "server_error":
+            bill.refuse(500, fault)
             return _error(
                 500,
                 "The server had an error while processing your request",
                 "server_error",
                 headers,
             )
-        if plan.fault == "overloaded":
+        if fault == "overloaded" or (fault == "overloaded_midstream" and not stream):
+            bill.refuse(503, "overloaded")
             return _error(
                 503, "The model is overloaded, try again later", "overloaded_error", headers
             )
@@ -351,12 +491,15 @@ def create_app(
         finish = "length" if cut_by_max else "stop"
         created = int(time.time())
         chunk_id = f"chatcmpl-{request_id[4:]}"
+        output_tokens = len(toks) + len(reasoning_toks)
+        bill.begin(prompt_tokens)
 
-        if not body.get("stream"):
+        if not stream:
             await asyncio.sleep(whole_answer_s(profile, len(toks), state.speed))
             message: dict[str, Any] = {"role": "assistant", "content": "".join(toks)}
             if reasoning_toks:
                 message["reasoning_content"] = "".join(reasoning_toks)
+            bill.settle(output_tokens)
             return JSONResponse(
                 {
                     "id": chunk_id,
@@ -365,11 +508,7 @@ def create_app(
                     "model": model_id,
                     "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                     "usage": _usage(
-                        prompt_tokens,
-                        len(toks) + len(reasoning_toks),
-                        len(reasoning_toks),
-                        profile,
-                        model_id,
+                        prompt_tokens, output_tokens, len(reasoning_toks), profile, model_id
                     ),
                 },
                 headers=headers,
@@ -401,28 +540,29 @@ def create_app(
             await pause(profile.ttft_s)
             yield chunk({"role": "assistant", "content": ""})
             for tok in reasoning_toks:
+                bill.sent()
                 yield chunk({"reasoning_content": tok})
                 await pause(gap)
             for i, tok in enumerate(toks):
-                if plan.fault == "cut" and i == plan.cut_at:
-                    return  # the connection ends cleanly: no finish reason, no [DONE]
-                if plan.fault == "stall" and i == plan.cut_at:
-                    await asyncio.sleep(profile.stall_s / state.speed)
+                if i == plan.cut_at and fault in MIDSTREAM_FAULTS:
+                    # a cut ends the response cleanly: no finish reason, no [DONE]
+                    async for part in break_stream(
+                        fault,
+                        bill,
+                        profile,
+                        state.speed,
+                        malformed=MALFORMED,
+                        overloaded=OVERLOADED,
+                    ):
+                        yield part
                     return
-                if plan.fault == "malformed" and i == plan.cut_at:
-                    yield b'data: {"choices": [{"delta": {"content": "\n\n'
-                    return
+                bill.sent()
                 yield chunk({"content": tok})
                 await pause(gap)
             yield chunk({}, finish)
             if include_usage:
-                usage = _usage(
-                    prompt_tokens,
-                    len(toks) + len(reasoning_toks),
-                    len(reasoning_toks),
-                    profile,
-                    model_id,
-                )
+                bill.settle(output_tokens)
+                usage = _usage(prompt_tokens, output_tokens, len(reasoning_toks), profile, model_id)
                 yield chunk(None, usage=usage)
             yield b"data: [DONE]\n\n"
 
@@ -441,4 +581,5 @@ def create_app(
         ]
     )
     app.state.sim = state
+    quiet_resets()
     return app

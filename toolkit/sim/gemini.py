@@ -7,12 +7,16 @@ format asks), written as Gemini writes them: ``GenerateContentResponse`` chunks 
 cumulative ``usageMetadata``, ``thought`` parts when ``thinkingConfig.includeThoughts`` asks
 for them, ``finishReason`` on the last chunk and no end marker; errors as
 ``{"error": {"code", "message", "status"}}``.
+
+Faults: a 429 ``RESOURCE_EXHAUSTED`` with ``retry-after`` and a ``RetryInfo`` detail (also what
+the model's own limits answer); a 500 ``INTERNAL``; ``overloaded`` a 503 ``UNAVAILABLE``, and
+``overloaded_midstream`` that error as an event's data after part of the answer; stall, cut,
+malformed and reset streams as the chat endpoint has them. A request's id in the simulator's
+ledger is its ``responseId`` (what the client records: Gemini sends no request-id header).
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,6 +41,33 @@ def _error(
 ) -> Response:
     body = {"error": {"code": status, "message": message, "status": code_name, **extra}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+WIRE_FORMAT = "gemini"
+MALFORMED = b'data: {"candidates": [{"content": {"parts": [{"text": "\r\n\r\n'
+_BUSY = "The model is overloaded. Please try again later."
+OVERLOADED = (
+    b"data: "
+    + orjson.dumps({"error": {"code": 503, "message": _BUSY, "status": "UNAVAILABLE"}})
+    + b"\r\n\r\n"
+)
+
+
+def _rate_limited(wait: float, request_id: str) -> Response:
+    """Gemini's 429 ``RESOURCE_EXHAUSTED``: Retry-After headers and a ``RetryInfo`` detail
+    saying ``wait`` seconds. (``request_id`` names it in the ledger; Gemini sends no id.)"""
+    return _error(
+        429,
+        "Resource has been exhausted (e.g. check quota).",
+        "RESOURCE_EXHAUSTED",
+        sim_app.retry_after_headers(wait),
+        details=[
+            {
+                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                "retryDelay": f"{round(wait, 3)}s",
+            }
+        ],
+    )
 
 
 def _field(obj: Any, camel: str, snake: str) -> Any:
@@ -101,32 +132,36 @@ def routes(state: sim_app.SimState) -> list[Route]:
             if isinstance(schema, dict)
             else None
         )
+        return await sim_app.admitted(
+            state,
+            model_id,
+            WIRE_FORMAT,
+            _rate_limited,
+            lambda: answer(model_id, messages, config, response_format),
+        )
+
+    async def answer(
+        model_id: str,
+        messages: list[dict[str, Any]],
+        config: dict[str, Any],
+        response_format: dict[str, Any] | None,
+    ) -> Response:
         profile = state.profile(model_id)
         plan = state.plan(model_id, messages, response_format)
         # One draw, as the chat endpoint draws its request id: the jitter that follows is the
         # same whichever format asked.
         response_id = f"{plan.rng.getrandbits(64):016x}"
-        if plan.fault == "rate_limit":
-            wait = profile.retry_after_s / state.speed
-            return _error(
-                429,
-                "Resource has been exhausted (e.g. check quota).",
-                "RESOURCE_EXHAUSTED",
-                {
-                    "retry-after": str(max(1, math.ceil(wait))),
-                    "retry-after-ms": str(int(wait * 1000)),
-                },
-                details=[
-                    {
-                        "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                        "retryDelay": f"{round(wait, 3)}s",
-                    }
-                ],
-            )
-        if plan.fault == "server_error":
+        bill = state.ledger.open(model_id, response_id, WIRE_FORMAT, profile)
+        fault = plan.fault
+        if fault == "rate_limit":
+            bill.refuse(429, fault)
+            return _rate_limited(profile.retry_after_s / state.speed, response_id)
+        if fault == "server_error":
+            bill.refuse(500, fault)
             return _error(500, "An internal error has occurred.", "INTERNAL")
-        if plan.fault == "overloaded":
-            return _error(503, "The model is overloaded. Please try again later.", "UNAVAILABLE")
+        if fault == "overloaded":
+            bill.refuse(503, fault)
+            return _error(503, _BUSY, "UNAVAILABLE")
 
         prompt_tokens = sim_app.prompt_tokens_of(messages)
         max_tokens = _field(config, "maxOutputTokens", "max_output_tokens")
@@ -136,14 +171,16 @@ def routes(state: sim_app.SimState) -> list[Route]:
         include_thoughts = bool(_field(thinking, "includeThoughts", "include_thoughts"))
         # Mid-stream chunks carry the prompt count only; the last one has the totals.
         running = {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens}
+        output_tokens = len(toks) + len(reasoning_toks)  # thoughts are billed, shown or not
         totals: dict[str, Any] = {
             "promptTokenCount": prompt_tokens,
             "candidatesTokenCount": len(toks),
-            "totalTokenCount": prompt_tokens + len(toks) + len(reasoning_toks),
+            "totalTokenCount": prompt_tokens + output_tokens,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
         }
         if reasoning_toks:
             totals["thoughtsTokenCount"] = len(reasoning_toks)
+        bill.begin(prompt_tokens)
 
         def chunk(
             parts: list[dict[str, Any]], usage: dict[str, Any], finish_reason: str | None = None
@@ -165,23 +202,31 @@ def routes(state: sim_app.SimState) -> list[Route]:
             await pause(profile.ttft_s)
             if include_thoughts:
                 for tok in reasoning_toks:
+                    bill.sent()
                     yield chunk([{"text": tok, "thought": True}], running)
                     await pause(gap)
             last = len(toks) - 1
             for i, tok in enumerate(toks):
-                if plan.fault == "cut" and i == plan.cut_at:
-                    return  # the connection ends cleanly: no finishReason
-                if plan.fault == "stall" and i == plan.cut_at:
-                    await asyncio.sleep(profile.stall_s / state.speed)
-                    return
-                if plan.fault == "malformed" and i == plan.cut_at:
-                    yield b'data: {"candidates": [{"content": {"parts": [{"text": "\r\n\r\n'
+                if i == plan.cut_at and fault in sim_app.MIDSTREAM_FAULTS:
+                    # a cut ends the response cleanly: no finishReason
+                    async for part in sim_app.break_stream(
+                        fault,
+                        bill,
+                        profile,
+                        state.speed,
+                        malformed=MALFORMED,
+                        overloaded=OVERLOADED,
+                    ):
+                        yield part
                     return
                 if i == last:
+                    bill.settle(output_tokens)
                     yield chunk([{"text": tok}], totals, finish)
                     return
+                bill.sent()
                 yield chunk([{"text": tok}], running)
                 await pause(gap)
+            bill.settle(output_tokens)
             yield chunk([{"text": ""}], totals, finish)  # an empty answer still finishes
 
         return StreamingResponse(

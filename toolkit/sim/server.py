@@ -71,8 +71,30 @@ class SimServer:
     def requests(self) -> int:
         """Requests the simulator has been sent so far: every endpoint and wire format,
         retries and re-asks included (what "no model was called" is checked against)."""
+        return int(self._state.requests)
+
+    @property
+    def billing(self) -> list[dict[str, Any]]:
+        """The simulator's billing log (a copy): one dict per request, in arrival order, with
+        ``model``, ``request_id``, ``wire_format``, ``status``, ``fault`` (None, a profile's
+        fault or ``"throttled"``), ``input_tokens``, ``output_tokens`` and ``cost_usd`` (at
+        the profile's prices; None for a profile without).
+
+        What a provider would charge: a request refused before it generated (429, 5xx, 529)
+        bills nothing; a stream that began bills its prompt and every output token it sent,
+        finished or not (see ``toolkit.sim.ledger``)."""
+        rows: list[dict[str, Any]] = self._state.ledger.rows()
+        return rows
+
+    @property
+    def billed_usd(self) -> float:
+        """The sum of ``billing``'s costs (unpriced profiles' requests count 0)."""
+        return float(self._state.ledger.billed_usd())
+
+    @property
+    def _state(self) -> Any:
         app: Any = self._server.config.app  # the Starlette app create_app made
-        return int(app.state.sim.requests)
+        return app.state.sim
 
     def stop(self) -> None:
         self._server.should_exit = True
