@@ -164,6 +164,9 @@ class Runner:
         # Answers already paid for (toolkit.cache): a hit is replayed, never asked again.
         self.cache = cache
         self.cache_max_age_s = cache_max_age_s
+        # Records that finished in this turn of the event loop, committed together at its end.
+        self._unstored: list[tuple[Cell, CallRecord]] = []
+        self._in_run = 0
 
     @classmethod
     def from_options(
@@ -226,9 +229,12 @@ class Runner:
                     async with model_limit:
                         return await self.call(client, cell)
 
+            self._in_run += 1
             with _fewer_collections():
                 return list(await asyncio.gather(*(one(c) for c in cells)))
         finally:
+            self._in_run = max(0, self._in_run - 1)
+            self._store_finished()  # what finished last, or before an interrupt
             if own_client:
                 await client.aclose()
 
@@ -298,6 +304,14 @@ class Runner:
         self._finish(cell, record)
         return record
 
+    def _store_finished(self) -> None:
+        """Commit the records that finished since the last commit, then tell observers."""
+        if self.store is not None and self._unstored:
+            done, self._unstored = self._unstored, []
+            self.store.add_many([record for _, record in done])
+            for cell, record in done:
+                self._tell(cell, record)
+
     def _cache_key(
         self, cell: Cell, schema: validate.Schema | None, messages: list[dict[str, Any]]
     ) -> str | None:
@@ -357,8 +371,21 @@ class Runner:
                     _observer_failed(observer, exc)
 
     def _finish(self, cell: Cell, record: CallRecord) -> None:
+        """Commit the record, then tell observers (a row anyone saw is a row in the store)."""
         if self.store is not None:
-            self.store.add(record)
+            if not self._in_run:  # a call made on its own: committed now
+                self.store.add(record)
+            else:
+                # Calls that finish in the same turn of the event loop (hundreds, at high
+                # concurrency) are committed in one transaction at its end, and only then
+                # shown: a commit per row costs more than the rest of a call's handling.
+                if not self._unstored:
+                    asyncio.get_running_loop().call_soon(self._store_finished)
+                self._unstored.append((cell, record))
+                return
+        self._tell(cell, record)
+
+    def _tell(self, cell: Cell, record: CallRecord) -> None:
         for observer in self.observers:
             try:
                 observer.on_record(cell, record)

@@ -179,21 +179,26 @@ class Store:
 
     def add(self, record: CallRecord) -> None:
         """Commit one finished call now."""
-        self._write(
-            "INSERT OR REPLACE INTO calls (call_id, run_id, task_id, model, repeat, status, "
-            "cost_usd, passed, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.call_id,
-                record.run_id,
-                record.task_id,
-                record.model,
-                record.repeat,
-                record.status,
-                record.cost_usd,
-                int(record.passed),
-                record.model_dump_json(),
-            ),
-        )
+        self._write(_INSERT_CALL, _call_row(record))
+
+    def add_many(self, records: list[CallRecord]) -> None:
+        """Commit finished calls in one transaction (all of them, or none)."""
+        if not records:
+            return
+        if self.read_only:
+            raise ConfigError(self._why_read_only)
+        rows = [_call_row(r) for r in records]
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.executemany(_INSERT_CALL, rows)
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise _config_error(exc, Path(self.path), self.path, existed=True) from exc
 
     # reading --------------------------------------------------------------------------------
     def records(self, run_id: str) -> list[CallRecord]:
@@ -360,6 +365,26 @@ class Store:
             models={m: n for m, n in per_model},
         )
         return info
+
+
+_INSERT_CALL = (
+    "INSERT OR REPLACE INTO calls (call_id, run_id, task_id, model, repeat, status, "
+    "cost_usd, passed, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _call_row(record: CallRecord) -> tuple[Any, ...]:
+    return (
+        record.call_id,
+        record.run_id,
+        record.task_id,
+        record.model,
+        record.repeat,
+        record.status,
+        record.cost_usd,
+        int(record.passed),
+        record.model_dump_json(),
+    )
 
 
 def _now() -> str:
