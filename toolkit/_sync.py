@@ -21,6 +21,10 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        running = False  # the usual case: run it here (outside the except, so an error it
+    else:  # raises is not shown "during handling of" this RuntimeError)
+        running = True
+    if not running:
         return asyncio.run(make())
     return _run_in_thread(make)
 

@@ -78,7 +78,8 @@ class RunInterrupted(KeyboardInterrupt):
         cancelled = sum(r.error_kind == "cancelled" for r in run.records)
         finished = len(run.records) - cancelled
         where = (
-            f"; they are logged: tk.load({run.run_id!r}, {run.store_path!r})"
+            f"; they are logged: tk.load({run.run_id!r}, {run.store_path!r}), and "
+            f"tk.run(..., resume={run.run_id!r}) runs the rest"
             if run.store_path
             else ""
         )

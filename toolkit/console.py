@@ -213,9 +213,25 @@ def summary_table(summary: pd.DataFrame, title: str = "Summary", width: int | No
     """
     rows = summary.reset_index().to_dict("records")
     any_cancelled = any(not _missing(r.get("cancelled")) and r.get("cancelled") for r in rows)
+    # What only some runs have: prompt variants lead, budget skips, cache savings and the
+    # judge's cost (the cost to evaluate, apart from spend) follow.
+    front: list[_Column] = []
+    if "prompt" in summary.columns:
+        front.append(("prompt", "prompt", lambda r: str(r["prompt"])))
+    back: list[_Column] = []
+    if any(not _missing(r.get("skipped")) and r.get("skipped") for r in rows):
+        back.append(("skipped", "skipped\n(budget)", _fmt_count("skipped")))
+    if any(not _missing(r.get("saved_usd")) and r.get("saved_usd") for r in rows):
+        back.append(("saved", "saved\n(cache)", lambda r: _fmt_usd(r.get("saved_usd"))))
+    if "judge_cost_usd" in summary.columns:
+        back.append(("judged", "judged", _fmt_count("judged")))
+        back.append(
+            ("cost to evaluate", "cost to\nevaluate", lambda r: _fmt_usd(r.get("judge_cost_usd")))
+        )
 
     def layout(columns: list[_Column]) -> list[_Column]:
-        return [c for c in columns if c[0] != "cancelled" or any_cancelled]
+        kept = [c for c in columns if c[0] != "cancelled" or any_cancelled]
+        return [*front, *kept, *back]
 
     full = _build(layout(_FULL), rows, title, compact=False)
     if width is None or _natural_width(_build(layout(_FULL), rows, title, False)) <= width:
@@ -256,7 +272,7 @@ def _build(
         values = [fmt(row) for row in rows]
         table.add_column(
             header,
-            justify="left" if name == "model" else "right",
+            justify="left" if name in ("model", "prompt") else "right",
             # as wide as its widest value: headers wrap (at their "\n"), values never do
             min_width=max([len(v) for v in values] + [len(w) for w in header.split("\n")]),
             no_wrap=True,

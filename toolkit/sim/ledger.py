@@ -21,6 +21,7 @@ and the simulator's charge for it agree exactly.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from dataclasses import dataclass
@@ -34,11 +35,15 @@ def prompt_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4)) if text else 0
 
 
-def charge(profile: Profile, input_tokens: int, output_tokens: int) -> float | None:
-    """USD for these tokens at the profile's prices; None when it has none. A profile that
-    reports its cost charges the figure it puts in ``usage.cost`` (rounded to 1e-10)."""
+def charge(
+    profile: Profile, input_tokens: int, output_tokens: int, model: str | None = None
+) -> float | None:
+    """USD for these tokens at the profile's prices, else at the price data's list price of
+    ``model`` (as the real provider of a simulated ``gpt-5-mini`` would charge); None when
+    neither has one. A profile that reports its cost charges the figure it puts in
+    ``usage.cost`` (rounded to 1e-10)."""
     if profile.price_in is None or profile.price_out is None:
-        return None
+        return _list_price(model, input_tokens, output_tokens) if model else None
     cost = (input_tokens * profile.price_in + output_tokens * profile.price_out) / 1_000_000
     return round(cost, 10) if profile.report_cost else cost
 
@@ -94,7 +99,7 @@ class Bill:
             "fault": self.fault,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
-            "cost_usd": charge(self.profile, self.input_tokens, self.output_tokens),
+            "cost_usd": charge(self.profile, self.input_tokens, self.output_tokens, self.model),
         }
 
 
@@ -125,3 +130,20 @@ class Ledger:
 
 
 __all__ = ["Bill", "Ledger", "charge", "prompt_tokens"]
+
+
+def _list_price(model: str, input_tokens: int, output_tokens: int) -> float | None:
+    """The price data's charge for ``model`` (None when it has no entry)."""
+    from ..pricing import AttemptUsage, has_price, price_attempt
+
+    spec = _spec(model)
+    if not has_price(spec):
+        return None
+    return price_attempt(spec, AttemptUsage(input_tokens=input_tokens, output_tokens=output_tokens))
+
+
+@functools.lru_cache(maxsize=64)
+def _spec(model: str) -> Any:
+    from ..models import Model
+
+    return Model(model, base_url="http://127.0.0.1:1/v1")
