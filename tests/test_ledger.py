@@ -159,3 +159,15 @@ def test_chaos_run_reconciles_with_the_simulators_billing(adaptive: bool, n_task
         by_model[bill["model"]] += bill["cost_usd"]
     spent = df.groupby("model").cost_usd.sum()
     assert {m: pytest.approx(by_model[m], abs=1e-9) for m in FORMATS} == spent.to_dict()
+
+
+def test_the_default_models_bill_at_list_prices_and_reconcile() -> None:
+    # the default profiles carry no prices: the simulator bills what the price data lists for
+    # the model it plays (as its real provider would), which is what the client prices too
+    import toolkit as tk
+
+    with tk.sim.start(seed=1, speed=50) as sim:
+        run = tk.run("demo", tk.sim.models(sim.base_url), store=False, live=False)
+        billed = sim.billed_usd
+    spent = float(run.df["cost_usd"].sum())
+    assert spent > 0 and abs(spent - billed) < 1e-12
