@@ -18,10 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import scoring, validate
 from .builder import check, judge, with_judgement
 from .errors import ConfigError
+from .options import RunOptions
 from .record import COLUMNS, CallRecord
+from .runner import _is_judge, new_run_id
 from .store import DEFAULT_STORE, Store
 from .tasks import Task, load_tasks
 
@@ -94,23 +95,17 @@ async def arescore(
     """The async form of :func:`rescore`."""
     from .frame import to_frame
 
-    if not isinstance(threshold, int | float) or isinstance(threshold, bool):
-        raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}.")
-    if not 0 <= threshold <= 1:
-        raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}.")
-    if not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
     if scorer is None and schema is None:
         raise ConfigError("tk.rescore needs a scorer= or a schema= to score the answers with.")
+    # the checks and compiling a run does (threshold, concurrency, scorer, schema), once
+    options = RunOptions.of(
+        threshold=threshold, concurrency=concurrency, scorer=scorer, schema=schema
+    )
+    resolved, compiled, threshold = options.scorer, options.schema, options.threshold
     records = _records_of(source, store)
-    resolved = scoring.resolve(scorer)
-    compiled = validate.Schema.of(schema) if schema is not None else None
     known = {t.id: t for t in load_tasks(tasks)} if tasks is not None else {}
     run_ids = sorted({r.run_id for r in records})
-    new_run = _new_run_id() if save else None
-
-    from .runner import _is_judge
-
+    new_run = new_run_id() if save else None
     grader = resolved if _is_judge(resolved) else None
     client: httpx2.AsyncClient | None = None
     if grader is not None:
@@ -136,7 +131,7 @@ async def arescore(
                 task,
                 checked=checked,
                 scorer=resolved,
-                threshold=float(threshold),
+                threshold=threshold,
                 refused=bool(record.refusal),
             )
             score, passed, errors = verdict.score, verdict.passed, verdict.errors
@@ -168,12 +163,6 @@ async def arescore(
     if new_run is not None:
         _save(out, new_run, name or f"rescore of {', '.join(run_ids)}", store)
     return to_frame(sorted(out, key=lambda r: (r.seq, r.call_id)))
-
-
-def _new_run_id() -> str:
-    from .runner import new_run_id
-
-    return new_run_id()
 
 
 def _save(records: list[CallRecord], run_id: str, name: str, store: str | Path) -> None:
