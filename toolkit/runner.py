@@ -447,9 +447,10 @@ class Runner:
                 fmt = providers.wire_format(model.wire_format)
                 structured = model.structured if self.structured is None else self.structured
                 constrain = schema if schema is not None and structured else None
-                request = fmt.build_request(model, messages, key=model.api_key(), schema=constrain)
+                key = model.api_key()
+                request = fmt.build_request(model, messages, key=key, schema=constrain)
                 timeout = httpx2.Timeout(model.timeout)
-                await self._with_retries(client, cell, model, fmt, request, timeout, builder)
+                await self._with_retries(client, cell, model, fmt, request, timeout, builder, key)
                 if not builder.attempts:  # the budget could not cover even the first attempt
                     return
                 error = builder.attempts[-1].error
@@ -481,8 +482,10 @@ class Runner:
         request: providers.WireRequest,
         read_timeout: httpx2.Timeout,
         builder: CallBuilder,
+        key: str | None,
     ) -> None:
-        """One request to ``model`` and its retries; every attempt is folded into ``builder``."""
+        """One request to ``model`` (sent with ``key``) and its retries; every attempt is folded
+        into ``builder``."""
         budget = self.budget
         for retry_number in range(self.retry.retries + 1):
             reserved = None
@@ -524,6 +527,7 @@ class Runner:
                     att,
                     number=len(builder.attempts),
                     last_try=retry_number >= self.retry.retries,
+                    key=key,
                 )
                 if not again:
                     return
@@ -569,14 +573,14 @@ class Runner:
         *,
         number: int,
         last_try: bool,
+        key: str | None,
     ) -> bool:
         """One attempt (the call's ``number``-th request) to ``model``, folded into ``att``;
-        whether the call should try again. Observers see it as ``cell``'s."""
+        whether the call should try again. Observers see it as ``cell``'s, with ``key`` (the
+        one the request carries) replaced wherever the provider echoes it back: in the answer,
+        a key split across deltas included, in ids and in errors."""
         observers = self.observers
-        key = model.api_key() if observers else None
-        # Whatever the provider echoes back (a key in the answer, an id, an error) reaches the
-        # displays with the key replaced, a key split across deltas included.
-        shield = _Shield(key) if key else None
+        shield = _Shield(key) if key and observers else None
         if model.server is not None:  # a local server that died comes back before the call
             try:
                 await asyncio.to_thread(model.server.ensure_running)
@@ -691,9 +695,15 @@ class _Shield:
         for kind, part in self._parts.items():
             held = part.flush()
             if held:
-                maker = {"text": TextDelta, "reasoning": ReasoningDelta, "refusal": RefusalDelta}
-                out.append(maker[kind](held))
+                out.append(_DELTAS[kind](held))
         return out
+
+
+_DELTAS: dict[str, type[TextDelta | ReasoningDelta | RefusalDelta]] = {
+    "text": TextDelta,
+    "reasoning": ReasoningDelta,
+    "refusal": RefusalDelta,
+}
 
 
 def _falls_back(model: Model, error: StreamError) -> bool:
