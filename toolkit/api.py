@@ -144,9 +144,14 @@ def prepare(tasks: Any, models: Any, options: RunOptions, *, run_id: str | None 
     return Prepared(run_id or new_run_id(), checked, task_list, cells, options)
 
 
-def cell_key(task_id: str, prompt: str | None, model: str, repeat: int) -> tuple[Any, ...]:
+def planned_key(cell: Cell) -> tuple[Any, ...]:
     """What a planned call is, whichever run or attempt made it: task, prompt, model, repeat."""
-    return (task_id, prompt, model, repeat)
+    return (cell.task.id, cell.prompt.name if cell.prompt else None, cell.model.name, cell.repeat)
+
+
+def logged_key(record: CallRecord) -> tuple[Any, ...]:
+    """``planned_key`` of the call a record logged (a fallback's answer is its planned model's)."""
+    return (record.task_id, record.prompt, record.fallback_from or record.model, record.repeat)
 
 
 def prepare_resume(prepared: Prepared, run_id: str) -> Prepared:
@@ -183,24 +188,15 @@ def prepare_resume(prepared: Prepared, run_id: str) -> Prepared:
             f"{planned[2]} repeats; this call plans models {now[0]}, {now[1]} tasks, {now[2]} "
             "repeats. Pass the run's own tasks, models and repeats to resume it."
         )
-    keys = {
-        cell_key(c.task.id, c.prompt.name if c.prompt else None, c.model.name, c.repeat)
-        for c in prepared.cells
-    }
+    keys = {planned_key(c) for c in prepared.cells}
     finished = [r for r in records if r.error_kind != "cancelled" and r.status != "skipped_budget"]
-    # a call a fallback answered is still its planned model's
-    done = {cell_key(r.task_id, r.prompt, r.fallback_from or r.model, r.repeat) for r in finished}
+    done = {logged_key(r) for r in finished}
     if not done <= keys:
         raise ConfigError(
             f"resume={run_id!r}: its logged calls are not all in this plan (other tasks or "
             "prompt variants); pass the run's own tasks and prompts to resume it."
         )
-    todo = [
-        c
-        for c in prepared.cells
-        if cell_key(c.task.id, c.prompt.name if c.prompt else None, c.model.name, c.repeat)
-        not in done
-    ]
+    todo = [c for c in prepared.cells if planned_key(c) not in done]
     name = logged["name"] if isinstance(logged["name"], str) else options.name
     return replace(
         prepared, run_id=run_id, cells=todo, options=replace(options, name=name), resumed=finished
