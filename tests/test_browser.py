@@ -196,6 +196,29 @@ def jupyterlab(tmp_path: Path, book: Any, name: str) -> Iterator[tuple[str, Path
             proc.wait()
 
 
+@contextlib.contextmanager
+def running(p: Any, tmp_path: Path, url: str, name: str, errors: list[str]) -> Iterator[Any]:
+    """Debian's Chromium on JupyterLab's page of notebook ``name``, once its kernel is idle, with
+    every cell set running (Run > Run All Cells); page errors are added to ``errors``."""
+    context = p.chromium.launch_persistent_context(
+        str(tmp_path / "chromium"),
+        executable_path=CHROMIUM,
+        headless=True,
+        viewport={"width": 1400, "height": 1000},
+        args=BROWSER_ARGS,
+    )
+    try:
+        page = context.pages[0]
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/lab/tree/{name}?reset&token={TOKEN}")
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+        page.click('.lm-MenuBar-itemLabel:text-is("Run")')
+        page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+        yield page
+    finally:
+        context.close()
+
+
 def wait_until(page: Any, script: str, what: str, timeout: float, polling: float = 100) -> None:
     """``page.wait_for_function``, failing with what the outputs show when it times out."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -308,110 +331,93 @@ def test_quickstart_streams_live_side_by_side(
     url, work, env = lab
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium"),
-            executable_path=CHROMIUM,
-            headless=True,
-            viewport={"width": 1400, "height": 1000},
-            args=BROWSER_ARGS,
-        )
-        try:
-            page = context.pages[0]
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?reset&token={TOKEN}")
-            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
-            page.click('.lm-MenuBar-itemLabel:text-is("Run")')
-            page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
-
-            # while streaming: several panels show partial text at the same time
-            wait_until(
-                page,
-                """() => [...document.querySelectorAll('.sb-panel')].filter(p =>
+    with sync_playwright() as p, running(p, tmp_path, url, NOTEBOOK.name, errors) as page:
+        # while streaming: several panels show partial text at the same time
+        wait_until(
+            page,
+            """() => [...document.querySelectorAll('.sb-panel')].filter(p =>
                        p.dataset.state === 'streaming'
                        && p.querySelector('.sb-text').textContent.length > 10).length >= 2""",
-                "two panels streaming at once",
-                timeout=60_000,
-                polling=20,
-            )
-            # Run All scrolls to the last cell: bring the streaming panels back into view
-            page.locator(".sb-panels").first.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "browser-quickstart-streaming.png"))
-            streaming = page.evaluate(DESCRIBE, "sb")
+            "two panels streaming at once",
+            timeout=60_000,
+            polling=20,
+        )
+        # Run All scrolls to the last cell: bring the streaming panels back into view
+        page.locator(".sb-panels").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser-quickstart-streaming.png"))
+        streaming = page.evaluate(DESCRIBE, "sb")
 
-            # the added cell: three panels are final while the fourth still streams
-            wait_until(
-                page,
-                """() => {
+        # the added cell: three panels are final while the fourth still streams
+        wait_until(
+            page,
+            """() => {
                     const g = document.querySelector('.sb-panels');
                     const ps = g ? [...g.querySelectorAll('.sb-panel')] : [];
                     return ps.length === 4 && ps.slice(0, 3).every(p => p.dataset.outcome)
                         && ps[3].dataset.state === 'streaming'
                         && ps[3].querySelector('.sb-text').textContent.length > 0;
                 }""",
-                "the added cell's three outcomes while its fourth panel streams",
-                timeout=120_000,
-                polling=50,
-            )
-            live = page.evaluate(DESCRIBE, "sb")
-            page.locator(".sb-panels").first.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "browser-quickstart-outcomes-live.png"))
-            page.click('.lm-MenuBar-itemLabel:text-is("Kernel")')
-            page.click('.lm-Menu-itemLabel:text-is("Interrupt Kernel")')
+            "the added cell's three outcomes while its fourth panel streams",
+            timeout=120_000,
+            polling=50,
+        )
+        live = page.evaluate(DESCRIBE, "sb")
+        page.locator(".sb-panels").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser-quickstart-outcomes-live.png"))
+        page.click('.lm-MenuBar-itemLabel:text-is("Kernel")')
+        page.click('.lm-Menu-itemLabel:text-is("Interrupt Kernel")')
 
-            # at the end every live widget was replaced by its static rendering
-            wait_until(
-                page,
-                """() => {
+        # at the end every live widget was replaced by its static rendering
+        wait_until(
+            page,
+            """() => {
                     const prompts = [...document.querySelectorAll(
                         '.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')].map(e => e.textContent);
                     return document.querySelectorAll('.sbs-panels').length === 4
                         && !document.querySelector('.sb-panels')
                         && prompts.every(x => /\\[\\d+\\]/.test(x));
                 }""",
-                "every compare's static panels after the interrupt",
-                timeout=120_000,
-                polling=100,
-            )
-            final = page.evaluate(DESCRIBE, "sbs")
-            security = page.evaluate(
-                """() => ({
+            "every compare's static panels after the interrupt",
+            timeout=120_000,
+            polling=100,
+        )
+        final = page.evaluate(DESCRIBE, "sbs")
+        security = page.evaluate(
+            """() => ({
                     pwned: window.__pwned,
                     imgs: document.querySelectorAll('.sbs-panels img, .sb-panels img').length,
                 })"""
-            )
-            page.locator(".sbs-panels").nth(3).scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "browser-quickstart-final.png"))
+        )
+        page.locator(".sbs-panels").nth(3).scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser-quickstart-final.png"))
 
-            # save with Ctrl+S, stop the kernel, reopen: JupyterLab's defaults save no widgets
-            page.click(".jp-Notebook .jp-Cell .jp-InputPrompt >> nth=0")
-            page.keyboard.press("Control+s")
-            page.wait_for_function(
-                "() => !document.querySelector('.jp-Notebook.jp-mod-dirty, .jp-mod-dirty')",
-                timeout=30_000,
-            )
-            for session in rest(url, "GET", "/api/sessions"):
-                rest(url, "DELETE", f"/api/sessions/{session['id']}")
-            page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?reset&token={TOKEN}")
-            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
-            wait_until(
-                page,
-                "() => document.querySelectorAll('.sbs-panels').length === 4",
-                "the static panels in the reopened notebook",
-                timeout=60_000,
-            )
-            reopened = page.evaluate(DESCRIBE, "sbs")
-            shown = page.evaluate("() => document.querySelector('.jp-Notebook').innerText")
-            page.locator(".sbs-panels").nth(1).scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "browser-quickstart-reopened.png"))
-            # narrower, file browser open: still even rows, equal columns
-            page.set_viewport_size({"width": 1100, "height": 1000})
-            page.wait_for_function("() => window.innerWidth === 1100")
-            narrow = page.evaluate(DESCRIBE, "sbs")
-            page.locator(".sbs-panels").nth(3).scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "browser-quickstart-reopened-1100.png"))
-        finally:
-            context.close()
+        # save with Ctrl+S, stop the kernel, reopen: JupyterLab's defaults save no widgets
+        page.click(".jp-Notebook .jp-Cell .jp-InputPrompt >> nth=0")
+        page.keyboard.press("Control+s")
+        page.wait_for_function(
+            "() => !document.querySelector('.jp-Notebook.jp-mod-dirty, .jp-mod-dirty')",
+            timeout=30_000,
+        )
+        for session in rest(url, "GET", "/api/sessions"):
+            rest(url, "DELETE", f"/api/sessions/{session['id']}")
+        page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?reset&token={TOKEN}")
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+        wait_until(
+            page,
+            "() => document.querySelectorAll('.sbs-panels').length === 4",
+            "the static panels in the reopened notebook",
+            timeout=60_000,
+        )
+        reopened = page.evaluate(DESCRIBE, "sbs")
+        shown = page.evaluate("() => document.querySelector('.jp-Notebook').innerText")
+        page.locator(".sbs-panels").nth(1).scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser-quickstart-reopened.png"))
+        # narrower, file browser open: still even rows, equal columns
+        page.set_viewport_size({"width": 1100, "height": 1000})
+        page.wait_for_function("() => window.innerWidth === 1100")
+        narrow = page.evaluate(DESCRIBE, "sbs")
+        page.locator(".sbs-panels").nth(3).scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser-quickstart-reopened-1100.png"))
 
     assert not errors, errors
     assert security == {"pwned": None, "imgs": 0}
@@ -567,47 +573,35 @@ def test_prompt_grid_streams_live(tmp_path: Path) -> None:
     book.cells = [setup, grid, nbformat.v4.new_code_cell("sim.stop()")]  # type: ignore[no-untyped-call]
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
-    with jupyterlab(tmp_path, book, GRID_NOTEBOOK.name) as (url, _, _), sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium"),
-            executable_path=CHROMIUM,
-            headless=True,
-            viewport={"width": 1400, "height": 1000},
-            args=BROWSER_ARGS,
-        )
-        try:
-            page = context.pages[0]
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{url}/lab/tree/{GRID_NOTEBOOK.name}?reset&token={TOKEN}")
-            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
-            page.click('.lm-MenuBar-itemLabel:text-is("Run")')
-            page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
-            wait_until(
-                page,
-                """() => {
+    with (
+        jupyterlab(tmp_path, book, GRID_NOTEBOOK.name) as (url, _, _),
+        sync_playwright() as p,
+        running(p, tmp_path, url, GRID_NOTEBOOK.name, errors) as page,
+    ):
+        wait_until(
+            page,
+            """() => {
                     const ps = [...document.querySelectorAll('.sb-panel')];
                     return ps.length === 6 && ps.filter(p => p.dataset.state === 'streaming'
                         && p.querySelector('.sb-text').textContent.length > 5).length >= 3;
                 }""",
-                "three panels of the grid streaming at once",
-                timeout=90_000,
-                polling=20,
-            )
-            page.locator(".sb-panels").first.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "browser-prompt-grid-streaming.png"))
-            live = page.evaluate(DESCRIBE, "sb")
-            wait_until(
-                page,
-                "() => document.querySelectorAll('.sbs-panels').length === 1"
-                " && !document.querySelector('.sb-panels')",
-                "the static grid once every call ended",
-                timeout=120_000,
-            )
-            final = page.evaluate(DESCRIBE, "sbs")
-            page.locator(".sbs-panels").first.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "browser-prompt-grid-final.png"))
-        finally:
-            context.close()
+            "three panels of the grid streaming at once",
+            timeout=90_000,
+            polling=20,
+        )
+        page.locator(".sb-panels").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser-prompt-grid-streaming.png"))
+        live = page.evaluate(DESCRIBE, "sb")
+        wait_until(
+            page,
+            "() => document.querySelectorAll('.sbs-panels').length === 1"
+            " && !document.querySelector('.sb-panels')",
+            "the static grid once every call ended",
+            timeout=120_000,
+        )
+        final = page.evaluate(DESCRIBE, "sbs")
+        page.locator(".sbs-panels").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser-prompt-grid-final.png"))
 
     assert not errors, errors
     models = ["gpt-5-mini", "gemini-2.5-flash", "claude-sonnet-4.5"]
